@@ -1,0 +1,85 @@
+"""The ``ghostlab`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import GhostlabError
+
+EXAMPLES = """examples:
+  ghostlab run params/demo.yaml                      every notebook on the demo profile
+  ghostlab run params/imagenet.yaml -p data.root=/data/imagenet -p model.weights=ghostnet.pth
+  ghostlab run params/demo.yaml --only export,calibrate --show-code
+  ghostlab demo                                      build the demo dataset and model only
+"""
+
+
+def _split_only(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v for item in values for v in item.split(",") if v]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_params
+    from .runner import run_notebooks
+
+    params = load_params(args.params, args.p or [])
+    _, results = run_notebooks(params, only=_split_only(args.only), out=args.out,
+                               show_code=True if args.show_code else None)
+    if any(r.status == "interrupted" for r in results):
+        return 130
+    return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+    from .config import load_params
+
+    params = load_params(args.params, args.p or [])
+    prepared = demo.prepare(params)
+    print(f"demo dataset: {prepared.data.root}")
+    print(f"demo checkpoint: {prepared.model.weights}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default_demo = Path(__file__).resolve().parent.parent / "params" / "demo.yaml"
+    parser = argparse.ArgumentParser(
+        prog="ghostlab", description="Take a GhostNet to int8 ONNX and write HTML reports.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the notebooks on a params profile",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("params", help="params file, e.g. params/demo.yaml")
+    p.add_argument("-p", action="append", metavar="SECTION.KEY=VALUE", help="override one param (repeatable)")
+    p.add_argument("--only", action="append", metavar="NAMES", help="notebooks to run: 01,export,02_calibrate (comma-separated)")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: <run.output_root>/<profile>)")
+    p.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
+    p.set_defaults(func=_cmd_run)
+
+    d = sub.add_parser("demo", help="build the demo dataset and train the demo model (cached)")
+    d.add_argument("params", nargs="?", default=str(default_demo))
+    d.add_argument("-p", action="append", metavar="SECTION.KEY=VALUE")
+    d.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GhostlabError as err:
+        print(f"ghostlab: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("ghostlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

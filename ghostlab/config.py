@@ -1,0 +1,469 @@
+"""The params schema: one typed object, loaded from YAML with ``safe_load``.
+
+A profile (``params/<name>.yaml``) holds any subset of the sections below; missing keys
+take the defaults written here, which is the one place the params are documented.
+``-p section.key=value`` overrides are parsed as YAML scalars/lists and then checked
+against the same types. Relative paths in a params file resolve against the folder
+that holds the file, so a profile works from any working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+from .errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    name: str = "ghostnet_100"
+    """timm model name: ghostnet_050/100/130, ghostnetv2_*, ghostnetv3_*."""
+    weights: str = "random"
+    """`pretrained` (timm's local cache), `random`, `demo` (the checkpoint ghostlab trains), or a checkpoint path."""
+    num_classes: Optional[int] = None
+    """None: the dataset's class count (1000 for ImageNet)."""
+    input_size: int = 224
+    """Square input side the model is exported and evaluated at."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    dataset: Literal["seed", "folders", "demo"] = "seed"
+    """`seed`: <root>/val/*.JPEG + <root>/val_label.txt; `folders`: <root>/<class>/*; `demo`: ghostlab's procedural set."""
+    root: Optional[str] = None
+    label_file: Optional[str] = None
+    """Class names, one per line in index order (`tench, Tinca tinca`); default: <root>/label.txt when present."""
+    calibration_root: Optional[str] = None
+    """Where calibration images come from; default: the evaluation set."""
+    preprocessing: Literal["seed", "timm", "custom"] = "seed"
+    resize: int = 256
+    crop: int = 224
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    max_images: Optional[int] = None
+    """Use only the first N images of the evaluation set (quick looks); None: all."""
+    on_bad_image: Literal["stop", "skip"] = "stop"
+    cache_dir: Optional[str] = None
+    """Preprocessed-image cache; default: <output_root>/_cache."""
+    workers: int = 0
+    """Processes for decoding; 0: all cores."""
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    """The embedded default: a procedural dataset and a GhostNet trained on it."""
+
+    root: Optional[str] = None
+    """Where the demo dataset and checkpoint live; default: <output_root>/_demo."""
+    num_classes: int = 10
+    image_size: int = 64
+    train_per_class: int = 300
+    calibration_per_class: int = 20
+    val_per_class: int = 50
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 0.003
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    opset: int = 17
+    dynamic_batch: bool = True
+    dynamic_spatial: bool = True
+    """Export with dynamic height/width so the benchmark can always feed 3x224x224."""
+    parity_images: int = 16
+    """Images from the evaluation set used for the torch vs ONNX Runtime parity check."""
+
+
+@dataclass(frozen=True)
+class VariantParams:
+    name: str
+    method: Literal["minmax", "percentile", "entropy", "auto"] = "minmax"
+    """`auto`: start from `base` and keep the fewest nodes in fp32 needed to reach the target."""
+    percentile: float = 99.999
+    per_channel: bool = True
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    reduce_range: bool = False
+    nodes_to_exclude: list[str] = field(default_factory=list)
+    base: Optional[str] = None
+    """For `auto`: the variant it starts from (default: the first non-auto variant)."""
+
+
+def _default_variants() -> list[VariantParams]:
+    return [
+        VariantParams(name="minmax", method="minmax"),
+        VariantParams(name="percentile", method="percentile", percentile=99.999),
+        VariantParams(name="entropy", method="entropy"),
+        VariantParams(name="auto", method="auto"),
+    ]
+
+
+@dataclass(frozen=True)
+class CalibrateParams:
+    num_images: int = 1000
+    seed: int = 0
+    variants: list[VariantParams] = field(default_factory=_default_variants)
+    chunk_size: int = 64
+    """Images per calibration chunk: bounds the memory of histogram methods."""
+    holdout_images: int = 200
+    """Calibration images held out to rank node sensitivity and check `auto`."""
+    auto_target_agreement: float = 0.99
+    """`auto` keeps nodes in fp32 until top-1 agreement with fp32 on the hold-out reaches this."""
+    auto_max_excluded: int = 20
+    sqnr: bool = True
+    """Per-tensor SQNR with ORT's qdq_loss_debug."""
+
+
+@dataclass(frozen=True)
+class BenchmarkParams:
+    batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
+    threads: list[int] = field(default_factory=lambda: [1, 0])
+    """Intra-op threads per session; 0: all cores."""
+    sessions: list[int] = field(default_factory=lambda: [1])
+    """Concurrent sessions (one thread each), as a vendor tool's instances."""
+    input_size: int = 224
+    warmup: int = 3
+    rounds: int = 10
+    include_torch: bool = True
+    quick: bool = False
+    """A few rounds on a reduced grid: for tests and first looks."""
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int = 64
+    max_images: Optional[int] = None
+    exclude_calibration: bool = False
+    bootstrap: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GhostMapsParams:
+    image: Optional[str] = None
+    """Image path; default: the photo matplotlib ships (grace_hopper.jpg)."""
+    dataset_indices: list[int] = field(default_factory=list)
+    modules: list[str] = field(default_factory=list)
+    """Ghost modules to show in detail; empty: a few spread over depth."""
+    max_channels: int = 8
+    similarity_size: int = 28
+    """Maps are resized to at most this side before similarity (bounded cost)."""
+    compare_resnet: bool = True
+    resnet_weights: str = "random"
+    interactive: bool = False
+
+
+@dataclass(frozen=True)
+class RunParams:
+    name: Optional[str] = None
+    """Run folder name under output_root; default: the profile's file name."""
+    output_root: str = "../outputs"
+    notebooks: list[str] = field(default_factory=list)
+    """Subset to run (e.g. [01_export]); empty: all."""
+    cell_timeout: int = 1800
+    show_code: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Params:
+    model: ModelParams = field(default_factory=ModelParams)
+    data: DataParams = field(default_factory=DataParams)
+    demo: DemoParams = field(default_factory=DemoParams)
+    export: ExportParams = field(default_factory=ExportParams)
+    calibrate: CalibrateParams = field(default_factory=CalibrateParams)
+    benchmark: BenchmarkParams = field(default_factory=BenchmarkParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    ghost_maps: GhostMapsParams = field(default_factory=GhostMapsParams)
+    run: RunParams = field(default_factory=RunParams)
+    profile: str = "custom"
+    """Set by the loader: the params file's stem."""
+    source: str = ""
+    """Set by the loader: the params file's absolute path."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: Any) -> "Params":
+        return dataclasses.replace(self, **sections)
+
+
+# Path-valued keys: resolved against the params file's folder on load.
+PATH_KEYS = {
+    ("model", "weights"),
+    ("data", "root"),
+    ("data", "label_file"),
+    ("data", "calibration_root"),
+    ("data", "cache_dir"),
+    ("demo", "root"),
+    ("ghost_maps", "image"),
+    ("run", "output_root"),
+}
+_NOT_PATHS = {("model", "weights"): {"random", "pretrained", "demo"}}
+
+
+# ---------------------------------------------------------------- type checking
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return f"{' | '.join(_type_name(a) for a in args)} or null"
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return f"list of {_type_name(item)}"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check ``value`` against ``tp``; return it (lists copied, dataclasses built)."""
+    origin = typing.get_origin(tp)
+
+    def wrong() -> ConfigError:
+        return ConfigError(
+            f"{where}: {key} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        )
+
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, where)
+            except ConfigError:
+                pass
+        raise wrong()
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise wrong()
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise wrong()
+        return [_coerce(v, item, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise wrong()
+        return _build(tp, value, key, where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise wrong()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise wrong()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise wrong()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise wrong()
+    raise TypeError(f"unsupported schema type {tp!r} for {key}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        if f.name in ("profile", "source") and cls is Params:
+            continue
+        full = f"{prefix}{f.name}"
+        keys.append(full)
+        tp = _hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys.extend(_valid_keys(tp, full + "."))
+    return keys
+
+
+def _unknown_key(key: str, cls: type, prefix: str, where: str) -> ConfigError:
+    candidates = [k for k in _valid_keys(Params)] if prefix == "" else [
+        prefix + k for k in _valid_keys(cls)
+    ]
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    hint = f" — did you mean {close[0]}?" if close else f"; valid keys here: {', '.join(c for c in candidates if c.count('.') == key.count('.'))}"
+    return ConfigError(f"{where}: unknown key {key}{hint}")
+
+
+def _build(cls: type, raw: dict, prefix: str, where: str) -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for k, v in raw.items():
+        full = f"{prefix}.{k}" if prefix else str(k)
+        if k not in names or (cls is Params and k in ("profile", "source")):
+            raise _unknown_key(full, cls, f"{prefix}." if prefix else "", where)
+        kwargs[k] = _coerce(v, hints[k], full, where)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:  # a required field (e.g. a variant's name) is missing
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.name not in kwargs and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        raise ConfigError(f"{where}: {prefix or 'params'} needs key(s) {', '.join(missing) or err}") from None
+
+
+# ---------------------------------------------------------------- loading
+
+def _read_yaml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"params file {path} does not exist; pick one from params/ (ghostlab profiles lists them)")
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read params file {path}: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as err:
+        line = f" line {err.problem_mark.line + 1}" if err.problem_mark else ""
+        raise ConfigError(
+            f"{path}:{line}: YAML tag not allowed ({err.problem}); params are plain data"
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{line}: YAML syntax error: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections (model:, data:, ...), got {type(data).__name__}")
+    return data
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``section.key=value`` -> (key, value); value is parsed as a YAML scalar or list."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. -p model.name=ghostnet_050)")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or "." not in key:
+        raise ConfigError(f"override {text!r}: the key must name a section and a key, e.g. model.name")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _apply_override(raw: dict, key: str, value: Any, where: str) -> None:
+    parts = key.split(".")
+    node = raw
+    cls: Any = Params
+    for i, part in enumerate(parts):
+        hints = _hints(cls) if dataclasses.is_dataclass(cls) else {}
+        if part not in hints or (cls is Params and part in ("profile", "source")):
+            raise _unknown_key(key, Params, "", where)
+        tp = hints[part]
+        if i == len(parts) - 1:
+            # a string field keeps the text as given (`-p model.name=123` stays "123")
+            if tp is str or tp == Optional[str]:
+                if value is not None and not isinstance(value, str):
+                    value = str(value)
+            node[part] = value
+            return
+        if not dataclasses.is_dataclass(tp):
+            raise ConfigError(f"{where}: {'.'.join(parts[:i + 1])} is not a section; cannot set {key}")
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {'.'.join(parts[:i + 1])} must be a mapping")
+        cls = tp
+
+
+def _resolve_paths(params: Params, base: Path) -> Params:
+    sections = {}
+    for section, key in PATH_KEYS:
+        value = getattr(getattr(params, section), key)
+        if value is None or value in _NOT_PATHS.get((section, key), ()):
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = (base / path).resolve()
+        sections.setdefault(section, {})[key] = str(path)
+    return params.replace(**{
+        s: dataclasses.replace(getattr(params, s), **kv) for s, kv in sections.items()
+    })
+
+
+def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read a params file, apply ``section.key=value`` overrides, validate, freeze.
+
+    A file written by ``dump_params`` (a run's ``params.yaml``) keeps its profile name.
+    Raises ConfigError with a one-line message naming the file and key.
+    """
+    path = Path(path).expanduser().resolve()
+    raw = _read_yaml(path)
+    where = str(path)
+    profile = raw.pop("profile", None) if isinstance(raw.get("profile"), str) else None
+    raw.pop("source", None)
+    for text in overrides:
+        key, value = parse_override(text)
+        _apply_override(raw, key, value, f"{where} (-p {key})")
+    params = _build(Params, raw, "", where)
+    params = params.replace(profile=profile or path.stem, source=str(path))
+    params = _resolve_paths(params, path.parent)
+    _validate(params, where)
+    return params
+
+
+def _validate(p: Params, where: str) -> None:
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise ConfigError(f"{where}: {msg}")
+
+    need(p.model.input_size >= 32, f"model.input_size must be >= 32, got {p.model.input_size}")
+    need(p.data.crop <= p.data.resize, f"data.crop ({p.data.crop}) must not exceed data.resize ({p.data.resize})")
+    need(len(p.data.mean) == 3 and len(p.data.std) == 3, "data.mean and data.std need 3 values (R, G, B)")
+    need(all(s > 0 for s in p.data.std), "data.std values must be > 0")
+    need(p.calibrate.num_images > 0, "calibrate.num_images must be > 0")
+    need(p.calibrate.chunk_size > 0, "calibrate.chunk_size must be > 0")
+    need(0 < p.calibrate.auto_target_agreement <= 1, "calibrate.auto_target_agreement must be in (0, 1]")
+    names = [v.name for v in p.calibrate.variants]
+    dup = {n for n in names if names.count(n) > 1}
+    need(not dup, f"calibrate.variants: duplicate name(s) {', '.join(sorted(dup))}")
+    for v in p.calibrate.variants:
+        need(v.name.replace("_", "").replace("-", "").isalnum(),
+             f"calibrate.variants: name {v.name!r} must be letters, digits, '_' or '-' (it names files)")
+        need(50 < v.percentile <= 100, f"calibrate.variants[{v.name}].percentile must be in (50, 100]")
+    need(all(b > 0 for b in p.benchmark.batch_sizes) and p.benchmark.batch_sizes, "benchmark.batch_sizes must be positive")
+    need(all(t >= 0 for t in p.benchmark.threads) and p.benchmark.threads, "benchmark.threads must be >= 0 (0: all cores)")
+    need(p.evaluate.batch_size > 0, "evaluate.batch_size must be > 0")
+    need(p.data.dataset == "demo" or p.data.root is not None,
+         "data.root is not set; point it at your ImageNet val folder (or use data.dataset: demo)")
+
+
+def dump_params(params: Params, path: str | Path) -> None:
+    """Write the frozen params as YAML (absolute paths): what a run actually used."""
+    Path(path).write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
+
+
+def params_json(params: Params) -> str:
+    return json.dumps(params.to_dict(), sort_keys=True)
