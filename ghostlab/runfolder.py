@@ -14,7 +14,6 @@ shows a header (and a banner when the weights are random), and gives the noteboo
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -80,6 +79,17 @@ class NotebookRun:
                 f"{path} is missing: run {made_by} first (ghostlab run {self.params.source} writes it)"
             )
         return path
+
+    def onnx_models(self) -> dict[str, Path]:
+        """The run's ONNX models by name: ``fp32`` then ``int8_<variant>`` in params order (those that exist)."""
+        models = {}
+        if self.artifact("model.onnx").exists():
+            models["fp32"] = self.artifact("model.onnx")
+        for v in self.params.calibrate.variants:
+            path = self.artifact(f"int8_{v.name}.onnx")
+            if path.exists():
+                models[f"int8_{v.name}"] = path
+        return models
 
     # ---- what the index shows
     def _summary_path(self) -> Path:
@@ -151,9 +161,3 @@ def start(notebook: str, params_file: str | Path, run_dir: str | Path, show: boo
         except ImportError:  # pragma: no cover - plain python
             pass
     return run
-
-
-def figure_png_bytes(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
