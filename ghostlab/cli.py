@@ -29,6 +29,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     params = load_params(args.params, args.p or [])
     _, results = run_notebooks(params, only=_split_only(args.only), out=args.out,
                                show_code=True if args.show_code else None)
+    return exit_code(results)
+
+
+def exit_code(results) -> int:
+    """0 when every notebook completed, 130 when interrupted, else 1."""
     if any(r.status == "interrupted" for r in results):
         return 130
     return 0 if all(r.status == "ok" for r in results) else 1

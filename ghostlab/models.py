@@ -83,12 +83,12 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         raise ModelError(f"checkpoint {path} is a folder; point model.weights at the checkpoint file inside it")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
-        except (SafetensorsError, OSError, ValueError) as err:
+            return _clean(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as err:
             raise ModelError(f"checkpoint {path} is not a readable safetensors file ({err}); re-save it") from None
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -101,7 +101,7 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             ) from None
         raise ModelError(f"checkpoint {path} is not a PyTorch checkpoint ({first}); "
                          f"pass a .pth/.pt/.safetensors state dict") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, KeyError, IndexError) as err:
         first = (str(err).strip().splitlines() or ["unreadable"])[0][:160]
         raise ModelError(f"checkpoint {path} is not a PyTorch checkpoint ({first}); "
                          f"pass a .pth/.pt/.safetensors state dict") from None
@@ -114,7 +114,15 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         break
     if not isinstance(obj, dict) or not any(torch.is_tensor(v) for v in obj.values()):
         raise ModelError(f"checkpoint {path} holds no state dict (tensors by name); save model.state_dict()")
-    return {k: v for k, v in obj.items() if torch.is_tensor(v)}
+    return _clean({k: v for k, v in obj.items() if torch.is_tensor(v)})
+
+
+def _clean(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip `module.` prefixes (DataParallel) and map the original repo's key names to timm's."""
+    from timm.models._helpers import clean_state_dict
+    from timm.models.ghostnet import checkpoint_filter_fn
+
+    return checkpoint_filter_fn(clean_state_dict(state), None)
 
 
 def checkpoint_num_classes(state: dict[str, torch.Tensor]) -> int | None:
@@ -123,10 +131,6 @@ def checkpoint_num_classes(state: dict[str, torch.Tensor]) -> int | None:
 
 
 def _load_state(model: nn.Module, state: dict[str, torch.Tensor], name: str, path: Path) -> None:
-    from timm.models._helpers import clean_state_dict
-    from timm.models.ghostnet import checkpoint_filter_fn
-
-    state = checkpoint_filter_fn(clean_state_dict(state), model)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

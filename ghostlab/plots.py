@@ -37,3 +37,93 @@ def table(rows: Iterable[dict], digits: int = 3, caption: str | None = None):
     )
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return HTML(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+# ---- 01_export ----
+
+def op_histogram(ops: dict[str, int], title: str = "ONNX graph: nodes by op type") -> Figure:
+    """Horizontal bar chart of node counts per op type."""
+    names = list(ops)[::-1]
+    fig = Figure(figsize=(6, 0.28 * len(names) + 1))
+    ax = fig.subplots()
+    ax.barh(names, [ops[n] for n in names], color="#4c72b0")
+    for y, n in enumerate(names):
+        ax.text(ops[n], y, f" {ops[n]}", va="center", fontsize=8)
+    ax.set_xlabel("nodes")
+    ax.set_title(title)
+    ax.margins(x=0.12)
+    fig.tight_layout()
+    return fig
+
+
+# ---- 04_evaluate ----
+
+def text_table(rows: Iterable[dict], digits: int = 3) -> str:
+    """A plain-text table (for the terminal) from row dicts; columns sized to fit."""
+    rows = list(rows)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [[str(c) for c in cols]] + [[_cell(r.get(c), digits) for c in cols] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def top1_drop_intervals(rows: list[dict], title: str = "int8 top-1 drop vs fp32, 95% bootstrap interval") -> Figure:
+    """One line per int8 model: the top-1 drop (percentage points) and its interval; 0 = no change.
+
+    ``rows``: dicts with ``model``, ``top1_drop``, ``ci_low``, ``ci_high``, ``significant``.
+    """
+    fig = Figure(figsize=(6.5, 0.45 * max(len(rows), 1) + 1.3))
+    ax = fig.subplots()
+    for y, r in enumerate(rows):
+        color = "#c0392b" if r.get("significant") else "#4c72b0"
+        lo, hi, d = r["ci_low"], r["ci_high"], r["top1_drop"]
+        ax.plot([lo, hi], [y, y], color=color, lw=2.5, solid_capstyle="butt")
+        ax.plot([d], [y], "o", color=color)
+        ax.text(hi, y, f"  {d:+.2f} pp", va="center", fontsize=8)
+    ax.axvline(0, color="#888", lw=1, ls="--")
+    ax.set_yticks(range(len(rows)), [r["model"] for r in rows])
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel("top-1 drop (percentage points; > 0: int8 is worse)")
+    ax.set_title(title + ("\nred: McNemar p < 0.05" if any(r.get("significant") for r in rows) else ""),
+                 fontsize=10)
+    ax.margins(x=0.25)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> Figure:
+    """Top-1 against latency per model, the Pareto front joined; a note when there is nothing to plot.
+
+    ``points``: dicts with ``model``, ``latency_ms``, ``top1``, ``pareto`` (bool) and optionally
+    ``setting`` (which benchmark row the latency comes from, shown in the axis label).
+    """
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    if not points:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no benchmark.json in this run:\nrun 03_benchmark to see accuracy against latency",
+                ha="center", va="center", fontsize=11, transform=ax.transAxes)
+        return fig
+    front = sorted((p for p in points if p.get("pareto")), key=lambda p: p["latency_ms"])
+    if len(front) > 1:
+        ax.step([p["latency_ms"] for p in front], [p["top1"] for p in front], where="post",
+                color="#999", lw=1, zorder=1, label="Pareto front")
+    for p in points:
+        fp32 = p["model"] == "fp32"
+        ax.scatter([p["latency_ms"]], [p["top1"]], s=60, zorder=2,
+                   color="#4c72b0" if fp32 else ("#dd8452" if p.get("pareto") else "#bbbbbb"),
+                   edgecolor="k" if p.get("pareto") else "none")
+        ax.annotate(p["model"], (p["latency_ms"], p["top1"]), textcoords="offset points", xytext=(6, 4),
+                    fontsize=8)
+    setting = points[0].get("setting")
+    ax.set_xlabel("latency, p50 (ms)" + (f" — {setting}" if setting else ""))
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(title + " (up and left is better)", fontsize=10)
+    ax.margins(0.15)
+    if len(front) > 1:
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -139,9 +139,12 @@ def _progress(msg: str) -> None:
 
 
 def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path | None = None,
-                  show_code: bool | None = None) -> tuple[Path, list[NotebookResult]]:
+                  show_code: bool | None = None, notebook_dir: Path = NOTEBOOK_DIR,
+                  ) -> tuple[Path, list[NotebookResult]]:
     """Run the pipeline; returns the run folder and one result per notebook."""
-    notebooks = select_notebooks(list_notebooks(), only or params.run.notebooks or None)
+    notebooks = select_notebooks(list_notebooks(notebook_dir), only or params.run.notebooks or None)
+    if not notebooks:
+        raise RunError(f"no notebooks (NN_name.ipynb) in {notebook_dir}")
     run_dir = run_dir_for(params, out)
     try:
         (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,162 @@
+"""torch -> ONNX export, ONNX checks, and torch vs ONNX Runtime parity.
+
+The model is exported with the TorchScript exporter (``dynamo=False``), a dynamic batch
+and (by default) dynamic height/width, so the benchmark can always feed the canonical
+3x224x224 input whatever size the profile trains at. Names: input ``input``, output ``logits``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ExportError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int = 17,
+                dynamic_batch: bool = True, dynamic_spatial: bool = True) -> Path:
+    """Export ``model`` (eval mode, re-parameterized if V3) to ``path``; run onnx's full check."""
+    import onnx
+
+    from .models import deploy_copy
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = deploy_copy(model)
+    dummy = torch.zeros(1, 3, input_size, input_size)
+    axes: dict[int, str] = {}
+    if dynamic_batch:
+        axes[0] = "batch"
+    if dynamic_spatial:
+        axes.update({2: "height", 3: "width"})
+    tmp = path.with_name(f".{path.name}.tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic are expected
+        try:
+            torch.onnx.export(
+                model, (dummy,), str(tmp), dynamo=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: {0: "batch"} if dynamic_batch else {}},
+                do_constant_folding=True,
+            )
+        except Exception as err:  # the exporter raises many types; one line says where
+            tmp.unlink(missing_ok=True)
+            raise ExportError(f"ONNX export of the model failed at opset {opset}: "
+                              f"{str(err).splitlines()[0][:200]}; try export.opset=17") from None
+    try:
+        onnx.checker.check_model(str(tmp), full_check=True)
+    except onnx.checker.ValidationError as err:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"the exported model fails onnx.checker: {str(err).splitlines()[0][:200]}") from None
+    os.replace(tmp, path)
+    return path
+
+
+def ort_session(path: str | Path, threads: int = 0):
+    """An ONNX Runtime CPU session; ``threads`` 0 lets ORT use all cores."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, x: np.ndarray) -> np.ndarray:
+    return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def parity(model: nn.Module, onnx_path: str | Path, x: np.ndarray) -> dict:
+    """Compare torch and ORT logits on the same batch: max abs diff, cosine, top-1 agreement."""
+    with torch.inference_mode():
+        ref = model.eval()(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+    got = run_onnx(ort_session(onnx_path), x)
+    a, b = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    return {
+        "n": int(len(x)),
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "cosine_min": float(cos.min()),
+        "top1_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+    }
+
+
+def op_histogram(onnx_path: str | Path) -> dict[str, int]:
+    """How many nodes of each op type the graph has, most common first."""
+    import onnx
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return dict(Counter(node.op_type for node in graph.node).most_common())
+
+
+def file_size_mb(path: str | Path) -> float:
+    return Path(path).stat().st_size / 2**20
+
+
+# ---------------------------------------------------------------- the notebook's step
+
+def run_export(run) -> dict:
+    """Notebook 01: build the model, export it, check parity on real images; writes
+    ``artifacts/model.onnx`` and ``artifacts/export.json`` and returns what it wrote."""
+    from . import data, models
+    from .runfolder import write_json
+
+    p = run.params
+    dataset = data.load_dataset(p)
+    model = models.load_model(p, dataset.num_classes)
+    preprocess = data.preprocess_for(p, model)
+    facts = models.model_facts(model, p.model.name, p.model.input_size)
+    onnx_path = export_onnx(model, run.artifact("model.onnx"), p.model.input_size, p.export.opset,
+                            p.export.dynamic_batch, p.export.dynamic_spatial)
+    images = data.cached_images(dataset, preprocess, p)
+    n = min(p.export.parity_images, len(images))
+    result = {
+        **facts,
+        "weights": p.model.weights,
+        "opset": p.export.opset,
+        "dynamic_batch": p.export.dynamic_batch,
+        "dynamic_spatial": p.export.dynamic_spatial,
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "onnx_mb": file_size_mb(onnx_path),
+        "class_names": dataset.class_names,
+        "preprocess": preprocess.describe(),
+        "parity": parity(model, onnx_path, images.normalized(np.arange(n))),
+        "ops": op_histogram(onnx_path),
+    }
+    write_json(run.artifact("export.json"), result)
+    return result
+
+
+def model_card_rows(result: dict) -> list[dict]:
+    """Params and MACs beside the paper's figures (when the paper reports this model)."""
+    paper = result.get("paper", {})
+    return [
+        {"fact": "parameters", "this model": result["params"], "paper": paper.get("params")},
+        {"fact": f"MACs at {result['input_size']}px", "this model": result["macs"],
+         "paper": paper.get("macs") if result["input_size"] == 224 else None},
+        {"fact": "classes", "this model": result["num_classes"], "paper": 1000 if paper else None},
+        {"fact": "ONNX size (MB)", "this model": round(result["onnx_mb"], 2), "paper": None},
+    ]
+
+
+def settings_rows(result: dict) -> list[dict]:
+    return [
+        {"setting": "opset", "value": result["opset"]},
+        {"setting": "exporter", "value": "TorchScript (dynamo=False), exportable=True"},
+        {"setting": "dynamic axes", "value": ", ".join(
+            n for n, on in (("batch", result["dynamic_batch"]), ("height/width", result["dynamic_spatial"])) if on)
+            or "none"},
+        {"setting": "input / output", "value": f"{result['input_name']} / {result['output_name']}"},
+        {"setting": "preprocessing", "value": result["preprocess"]},
+        {"setting": "weights", "value": result["weights"]},
+    ]
