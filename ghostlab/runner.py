@@ -123,7 +123,7 @@ def render_html(executed: Path, show_code: bool = False) -> Path:
 
     nb = nbformat.read(str(executed), as_version=4)
     nb.metadata.pop("widgets", None)  # saved widget state needs a CDN renderer; reports carry static figures
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="ghostlab_report", extra_template_basedirs=[str(PACKAGE_DIR / "templates")])
     exporter.exclude_input = not show_code
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

@@ -67,6 +67,7 @@ def test_html_hides_code_and_embeds_figures(synthetic_run):
     assert "SECRET_CODE_MARKER" not in page
     assert "data:image/png;base64," in page
     assert "Random weights" in page  # the banner every report carries for untrained models
+    assert "cdnjs" not in page and "<script src=" not in page  # readable offline: nothing fetched
 
 
 @pytest.mark.slow
