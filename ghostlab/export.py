@@ -144,6 +144,8 @@ def model_card_rows(result: dict) -> list[dict]:
         {"fact": "parameters", "this model": result["params"], "paper": paper.get("params")},
         {"fact": f"MACs at {result['input_size']}px", "this model": result["macs"],
          "paper": paper.get("macs") if result["input_size"] == 224 else None},
+        *([{"fact": "MACs at 224px", "this model": result["macs_224"], "paper": paper.get("macs")}]
+          if "macs_224" in result else []),
         {"fact": "classes", "this model": result["num_classes"], "paper": 1000 if paper else None},
         {"fact": "ONNX size (MB)", "this model": round(result["onnx_mb"], 2), "paper": None},
     ]

@@ -228,6 +228,8 @@ def model_facts(model: nn.Module, name: str, input_size: int) -> dict:
         "pretrained_cfg": {k: cfg.get(k) for k in ("input_size", "interpolation", "crop_pct", "mean", "std")
                            if k in cfg},
     }
+    if input_size != 224:  # the canonical deployment input, for comparison with published figures
+        facts["macs_224"] = count_macs(model, 224)
     if name in PAPER_FACTS:
         facts["paper"] = PAPER_FACTS[name]
     return facts

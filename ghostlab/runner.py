@@ -74,7 +74,9 @@ def _kernel_spec_dir() -> Path:
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # ERROR: keeps the kernel's transport notice off the user's terminal; cell errors still show
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--IPKernelApp.log_level=ERROR"],
         "display_name": f"ghostlab ({sys.executable})",
         "language": "python",
         "metadata": {"debugger": False},
