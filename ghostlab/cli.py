@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import GhostlabError
+from .errors import GhostlabError, RunError
 
 EXAMPLES = """examples:
   ghostlab run params/demo.yaml                      every notebook on the demo profile
   ghostlab run params/imagenet.yaml -p data.root=/data/imagenet -p model.weights=ghostnet.pth
   ghostlab run params/demo.yaml --only export,calibrate --show-code
   ghostlab demo                                      build the demo dataset and model only
+  ghostlab evaluate params/demo.yaml                 re-evaluate the demo run's models, print the table
 """
 
 
@@ -50,6 +51,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate, plots
+    from .config import load_params
+    from .runfolder import NotebookRun
+    from .runner import run_dir_for
+
+    params = load_params(args.params, args.p or [])
+    if params.data.dataset == "demo" or params.model.weights == "demo":
+        from . import demo
+
+        params = demo.prepare(params)
+    run = NotebookRun("04_evaluate", params, run_dir_for(params, args.out))
+    if not run.artifact("model.onnx").exists():
+        raise RunError(f"{run.run_dir} holds no exported model (artifacts/model.onnx): run "
+                       f"`ghostlab run {args.params} --only 01,02{' --out ' + args.out if args.out else ''}` "
+                       f"first, or point --out at an existing run folder")
+    result = evaluate.evaluate_run(run, progress=sys.stderr.isatty())
+    print(f"{params.model.name} on {result.data['evaluated']:,} images — {result.preprocess}")
+    print(plots.text_table(evaluate.accuracy_rows(result), digits=3))
+    if result.paired:
+        print()
+        print(plots.text_table(evaluate.paired_rows(result), digits=3))
+    print(f"\nwrote {run.artifact('evaluation.json')} and predictions_<model>.csv beside it")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     default_demo = Path(__file__).resolve().parent.parent / "params" / "demo.yaml"
     parser = argparse.ArgumentParser(
@@ -65,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="run folder (default: <run.output_root>/<profile>)")
     p.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
     p.set_defaults(func=_cmd_run)
+
+    e = sub.add_parser("evaluate", help="evaluate a run folder's ONNX models and print the accuracy table")
+    e.add_argument("params", help="params file, e.g. params/demo.yaml")
+    e.add_argument("-p", action="append", metavar="SECTION.KEY=VALUE", help="override one param (repeatable)")
+    e.add_argument("--out", metavar="RUN_DIR", help="the run folder holding artifacts/model.onnx "
+                   "(default: <run.output_root>/<profile>)")
+    e.set_defaults(func=_cmd_evaluate)
 
     d = sub.add_parser("demo", help="build the demo dataset and train the demo model (cached)")
     d.add_argument("params", nargs="?", default=str(default_demo))

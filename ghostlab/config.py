@@ -147,10 +147,15 @@ class BenchmarkParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int = 64
+    """Images per batch; each batch goes through every model before the next is read."""
     max_images: Optional[int] = None
+    """Evaluate only the first N images (after any calibration images are left out); None: all."""
     exclude_calibration: bool = False
+    """Leave out the calibration images when they come from the evaluation set (no data.calibration_root)."""
     bootstrap: int = 1000
+    """Bootstrap draws for the 95% interval of each int8 model's top-1 drop (0: no interval)."""
     seed: int = 0
+    """Seed of the bootstrap draws."""
 
 
 @dataclass(frozen=True)
@@ -456,6 +461,8 @@ def _validate(p: Params, where: str) -> None:
     need(all(b > 0 for b in p.benchmark.batch_sizes) and p.benchmark.batch_sizes, "benchmark.batch_sizes must be positive")
     need(all(t >= 0 for t in p.benchmark.threads) and p.benchmark.threads, "benchmark.threads must be >= 0 (0: all cores)")
     need(p.evaluate.batch_size > 0, "evaluate.batch_size must be > 0")
+    need(p.evaluate.max_images is None or p.evaluate.max_images > 0, "evaluate.max_images must be > 0 (or null: all)")
+    need(p.evaluate.bootstrap >= 0, "evaluate.bootstrap must be >= 0 (0: no interval)")
     need(p.data.dataset == "demo" or p.data.root is not None,
          "data.root is not set; point it at your ImageNet val folder (or use data.dataset: demo)")
 

@@ -58,6 +58,23 @@ def op_histogram(ops: dict[str, int], title: str = "ONNX graph: nodes by op type
 
 # ---- 04_evaluate ----
 
+def _png_in_notebooks() -> None:
+    """Make IPython show a bare ``Figure`` as PNG.
+
+    The inline backend registers its PNG formatter only when pyplot is imported, which this
+    module never does, so without this a kernel (and papermill) shows "<Figure size ...>".
+    Idempotent; a no-op outside IPython.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # pragma: no cover - plain python
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"})
+
+
 def text_table(rows: Iterable[dict], digits: int = 3) -> str:
     """A plain-text table (for the terminal) from row dicts; columns sized to fit."""
     rows = list(rows)
@@ -74,6 +91,7 @@ def top1_drop_intervals(rows: list[dict], title: str = "int8 top-1 drop vs fp32,
 
     ``rows``: dicts with ``model``, ``top1_drop``, ``ci_low``, ``ci_high``, ``significant``.
     """
+    _png_in_notebooks()
     fig = Figure(figsize=(6.5, 0.45 * max(len(rows), 1) + 1.3))
     ax = fig.subplots()
     for y, r in enumerate(rows):
@@ -100,6 +118,7 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> 
     ``points``: dicts with ``model``, ``latency_ms``, ``top1``, ``pareto`` (bool) and optionally
     ``setting`` (which benchmark row the latency comes from, shown in the axis label).
     """
+    _png_in_notebooks()
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.subplots()
     if not points:
@@ -127,3 +146,5 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> 
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+

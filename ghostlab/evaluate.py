@@ -1,0 +1,650 @@
+"""Top-1/top-5 for the fp32 ONNX model and every int8 variant, paired fp32 ↔ int8 statistics,
+predictions files.
+
+One pass over the data: each batch of preprocessed images goes through every ONNX Runtime
+session before the next batch is read, so all models see exactly the same tensors and the
+cache is read once. Post-processing is the reference one: softmax, then top-k (ties go to
+the lower class id, as ``argmax`` does).
+
+Units: accuracies, agreement and drops are percent / percentage points; KL is in nats.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .errors import DataError, RunError
+
+TOPK = 5
+REFERENCE_MODEL = "fp32"
+PROJECT_IMAGES = 50_000  # ImageNet val: the projection users ask for
+UNITS = {"top1": "percent", "top5": "percent", "agreement": "percent", "top1_drop": "percentage points",
+         "top1_drop_ci95": "percentage points", "kl_mean": "nats"}
+
+# Published GhostNet 1.0x ImageNet figures, and the preprocessing that produced each.
+REFERENCE_ROWS = {
+    "ghostnet_100": [
+        {"source": "paper (Han et al., CVPR 2020)", "top1": 73.9, "top5": 91.4,
+         "preprocessing": "as published (224 px centre crop)"},
+        {"source": "timm results table (today)", "top1": 73.958, "top5": 91.542,
+         "preprocessing": "resize 256 bicubic, centre crop 224 (crop_pct 0.875)"},
+        {"source": "timm, older figure (deployment recipe)", "top1": 73.974, "top5": 91.460,
+         "preprocessing": "resize 256 bilinear, centre crop 224 (crop_pct 0.875)"},
+    ],
+}
+
+
+# ---------------------------------------------------------------- post-processing
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32 (max-subtracted, so large logits do not overflow)."""
+    z = np.asarray(logits, dtype=np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax in float64 (finite even where softmax underflows)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def topk(probs: np.ndarray, k: int = TOPK) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, probs) of the ``k`` most probable classes per row, best first; ties to the lower id."""
+    k = min(k, probs.shape[1])
+    ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return ids.astype(np.int64), np.take_along_axis(probs, ids, axis=1)
+
+
+def kl_divergence(ref_logits: np.ndarray, other_logits: np.ndarray) -> np.ndarray:
+    """Per-row KL(softmax(ref) || softmax(other)) in nats."""
+    lp, lq = log_softmax(ref_logits), log_softmax(other_logits)
+    return np.maximum((np.exp(lp) * (lp - lq)).sum(axis=1), 0.0)
+
+
+# ---------------------------------------------------------------- the pass over the data
+
+@dataclass
+class ModelPredictions:
+    """One model's outputs over the evaluated images (row i = ``Predictions.indices[i]``)."""
+
+    name: str
+    top_ids: np.ndarray
+    """(n, k) int64 class ids, most probable first."""
+    top_probs: np.ndarray
+    """(n, k) float32 softmax probabilities of ``top_ids``."""
+    kl_to_reference: np.ndarray | None = None
+    """(n,) KL(reference || this model) in nats; None for the reference itself."""
+    seconds: float = 0.0
+    """Time spent in this model's session and post-processing."""
+
+    @property
+    def top1(self) -> np.ndarray:
+        return self.top_ids[:, 0]
+
+
+@dataclass
+class Predictions:
+    labels: np.ndarray
+    """(n,) int64 ground truth."""
+    indices: np.ndarray
+    """(n,) dataset index of each row."""
+    models: dict[str, ModelPredictions]
+    seconds: float = 0.0
+    """Wall time of the whole pass (reading the cache + every model)."""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _run_session(session: Any, x: np.ndarray) -> np.ndarray:
+    from .export import run_onnx
+
+    return run_onnx(session, x)
+
+
+def predict(sessions: dict[str, Any], batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+            n: int, k: int = TOPK, progress: bool = False) -> Predictions:
+    """Feed every batch ``(x, y, idx)`` to every session (first = the reference for KL).
+
+    ``sessions`` maps a model name to an ORT session (or anything ``export.run_onnx`` runs);
+    ``n`` is the number of images the batches hold. Only top-k and per-image KL are kept,
+    so memory stays O(n·k) however many classes there are.
+    """
+    if not sessions:
+        raise RunError("no ONNX models to evaluate: run 01_export (and 02_calibrate) first")
+    names = list(sessions)
+    labels = np.empty(n, dtype=np.int64)
+    indices = np.empty(n, dtype=np.int64)
+    out: dict[str, dict[str, Any]] = {m: {"ids": None, "probs": None, "kl": None, "s": 0.0} for m in names}
+    pos = 0
+    t_start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=f"evaluating {len(names)} models", unit="img", leave=False)
+    for x, y, idx in batches:
+        b = len(y)
+        if pos + b > n:
+            raise RunError(f"the batches hold more than the {n} images announced")
+        labels[pos:pos + b], indices[pos:pos + b] = y, idx
+        ref_logits = None
+        for m in names:
+            t0 = time.perf_counter()
+            logits = _run_session(sessions[m], x)
+            ids, probs = topk(softmax(logits), k)
+            slot = out[m]
+            if slot["ids"] is None:
+                kk = ids.shape[1]
+                slot["ids"] = np.empty((n, kk), dtype=np.int64)
+                slot["probs"] = np.empty((n, kk), dtype=np.float32)
+                if m != names[0]:
+                    slot["kl"] = np.empty(n, dtype=np.float64)
+            slot["ids"][pos:pos + b], slot["probs"][pos:pos + b] = ids, probs
+            if m == names[0]:
+                ref_logits = logits
+            else:
+                slot["kl"][pos:pos + b] = kl_divergence(ref_logits, logits)
+            slot["s"] += time.perf_counter() - t0
+        pos += b
+        if bar is not None:
+            bar.update(b)
+    if bar is not None:
+        bar.close()
+    if pos != n:
+        raise RunError(f"the batches held {pos} images, {n} were announced")
+    models = {}
+    for m, o in out.items():
+        if o["ids"] is None:  # no images at all
+            o.update(ids=np.empty((0, k), np.int64), probs=np.empty((0, k), np.float32),
+                     kl=None if m == names[0] else np.empty(0))
+        models[m] = ModelPredictions(m, o["ids"], o["probs"], o["kl"], o["s"])
+    return Predictions(labels, indices, models, time.perf_counter() - t_start)
+
+
+# ---------------------------------------------------------------- statistics
+
+def accuracy(top_ids: np.ndarray, labels: np.ndarray) -> dict:
+    """Top-1 and top-5 (percent) and the image count."""
+    n = len(labels)
+    if n == 0:
+        return {"top1": float("nan"), "top5": float("nan"), "n": 0}
+    hit = top_ids == labels[:, None]
+    return {"top1": 100.0 * float(hit[:, 0].mean()), "top5": 100.0 * float(hit[:, :TOPK].any(axis=1).mean()), "n": n}
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value for ``b`` and ``c`` discordant pairs.
+
+    Under the null each discordant pair is a fair coin: p = min(1, 2·P(X ≤ min(b, c))) with
+    X ~ Binomial(b + c, 1/2). Summed in exact integers (Python ints do not overflow), so it
+    is exact for any count; the division rounds once.
+    """
+    n, low = b + c, min(b, c)
+    if n == 0:
+        return 1.0
+    term, tail = 1, 1  # C(n, 0)
+    for i in range(low):
+        term = term * (n - i) // (i + 1)  # C(n, i + 1), exact
+        tail += term
+    return min(1.0, 2 * tail / 2**n)
+
+
+def bootstrap_drop_ci(ref_correct: np.ndarray, other_correct: np.ndarray, draws: int = 1000,
+                      seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the top-1 drop (percentage points), images resampled in pairs.
+
+    Resampling n image pairs with replacement only changes how many right→wrong and
+    wrong→right flips the sample holds, so each draw is one multinomial draw over
+    (right→wrong, wrong→right, unchanged): the same distribution as resampling indices,
+    in O(draws) instead of O(draws·n).
+    """
+    n = len(ref_correct)
+    if n == 0 or draws <= 0:
+        return (float("nan"), float("nan"))
+    r2w = int(np.sum(ref_correct & ~other_correct))
+    w2r = int(np.sum(~ref_correct & other_correct))
+    probs = np.array([r2w, w2r, n - r2w - w2r], dtype=np.float64) / n
+    counts = np.random.default_rng(seed).multinomial(n, probs, size=draws)
+    drops = 100.0 * (counts[:, 0] - counts[:, 1]) / n
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(drops, [alpha, 1 - alpha])
+    return (float(lo), float(hi))
+
+
+def paired_stats(labels: np.ndarray, ref_top1: np.ndarray, other_top1: np.ndarray,
+                 kl: np.ndarray | None = None, draws: int = 1000, seed: int = 0) -> dict:
+    """fp32 ↔ int8 on the same images: agreement, flips, exact McNemar p, bootstrap drop CI, KL."""
+    ref_ok, other_ok = ref_top1 == labels, other_top1 == labels
+    n = len(labels)
+    r2w = int(np.sum(ref_ok & ~other_ok))
+    w2r = int(np.sum(~ref_ok & other_ok))
+    lo, hi = bootstrap_drop_ci(ref_ok, other_ok, draws, seed)
+    return {
+        "n": n,
+        "agreement": 100.0 * float(np.mean(ref_top1 == other_top1)) if n else float("nan"),
+        "flips_right_to_wrong": r2w,
+        "flips_wrong_to_right": w2r,
+        "top1_drop": 100.0 * (r2w - w2r) / n if n else float("nan"),
+        "mcnemar_p": mcnemar_exact_p(r2w, w2r),
+        "top1_drop_ci95": [lo, hi],
+        "bootstrap_draws": draws,
+        "kl_mean": float(np.mean(kl)) if kl is not None and len(kl) else float("nan"),
+    }
+
+
+def class_losses(labels: np.ndarray, ref_top1: np.ndarray, other_top1: np.ndarray,
+                 class_names: list[str], top: int = 10) -> list[dict]:
+    """The ``top`` classes whose top-1 drops most from reference to other (only classes that lose)."""
+    num = max(len(class_names), int(labels.max()) + 1 if len(labels) else 0)
+    n = np.bincount(labels, minlength=num)
+    ref_hits = np.bincount(labels, weights=(ref_top1 == labels), minlength=num)
+    other_hits = np.bincount(labels, weights=(other_top1 == labels), minlength=num)
+    lost = ref_hits - other_hits
+    order = sorted((c for c in range(num) if n[c] and lost[c] > 0),
+                   key=lambda c: (-lost[c] / n[c], -lost[c], c))[:top]
+    return [{"class_id": c, "class": class_names[c] if c < len(class_names) else str(c),
+             "images": int(n[c]), "fp32_top1": 100.0 * ref_hits[c] / n[c],
+             "int8_top1": 100.0 * other_hits[c] / n[c], "drop": 100.0 * lost[c] / n[c],
+             "images_lost": int(lost[c])} for c in order]
+
+
+# ---------------------------------------------------------------- files
+
+def write_predictions_csv(path: str | Path, files: list[str], labels: np.ndarray,
+                          top_ids: np.ndarray, top_probs: np.ndarray) -> Path:
+    """``file,label,pred_1..pred_k,prob_1..prob_k``: one row per image, best class first."""
+    path = Path(path)
+    k = top_ids.shape[1]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label"] + [f"pred_{i + 1}" for i in range(k)] + [f"prob_{i + 1}" for i in range(k)])
+        for fname, y, ids, ps in zip(files, labels, top_ids, top_probs):
+            w.writerow([fname, int(y)] + [int(i) for i in ids] + [f"{float(p):.6g}" for p in ps])
+    tmp.replace(path)
+    return path
+
+
+def read_predictions_csv(path: str | Path) -> list[dict]:
+    """The rows of a predictions file, ids and probabilities parsed."""
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["label"] = int(r["label"])
+        r["pred"] = [int(r.pop(k)) for k in sorted((k for k in list(r) if k.startswith("pred_")),
+                                                  key=lambda s: int(s[5:]))]
+        r["prob"] = [float(r.pop(k)) for k in sorted((k for k in list(r) if k.startswith("prob_")),
+                                                    key=lambda s: int(s[5:]))]
+    return rows
+
+
+# ---------------------------------------------------------------- the notebook's step
+
+@dataclass
+class Evaluation:
+    """Everything notebook 04 shows; ``evaluation.json`` holds the same numbers."""
+
+    model_name: str
+    num_classes: int
+    class_names: list[str]
+    preprocess: str
+    """``data.Preprocess.describe()``: the preprocessing that produced these numbers."""
+    predictions: Predictions
+    accuracy: dict[str, dict]
+    """model -> {top1, top5, n}."""
+    paired: dict[str, dict]
+    """int8 model -> paired_stats(...) against fp32."""
+    class_losses: dict[str, list[dict]]
+    data: dict
+    """Dataset facts: images, evaluated, calibration source and overlap."""
+    speed: dict
+    written: list[Path] = field(default_factory=list)
+
+
+def evaluation_indices(num_images: int, calibration: np.ndarray | None, exclude: bool,
+                       max_images: int | None) -> np.ndarray:
+    """Which dataset rows to evaluate: all, minus calibration rows when asked, then the first ``max_images``."""
+    idx = np.arange(num_images)
+    if exclude and calibration is not None and len(calibration):
+        idx = np.setdiff1d(idx, calibration)
+    if max_images is not None:
+        idx = idx[:max_images]
+    return idx
+
+
+def speed_facts(n: int, num_models: int, seconds: float, per_model: dict[str, float]) -> dict:
+    """Images per second through the whole model set and the projected time for 50,000 images."""
+    rate = n / seconds if seconds > 0 else float("nan")
+    return {
+        "images": n,
+        "models": num_models,
+        "seconds": seconds,
+        "images_per_s": rate,
+        "model_images_per_s": {m: (n / s if s > 0 else float("nan")) for m, s in per_model.items()},
+        "projected_images": PROJECT_IMAGES,
+        "projected_seconds": PROJECT_IMAGES / rate if rate == rate and rate > 0 else float("nan"),
+    }
+
+
+def _relative_name(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return Path(path).name
+
+
+def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
+    """Notebook 04: every ONNX model of the run on the evaluation set, in one pass.
+
+    Writes ``artifacts/evaluation.json`` and ``artifacts/predictions_<model>.csv``; returns
+    the :class:`Evaluation` the notebook's tables and figures are drawn from.
+    """
+    from . import data
+    from .export import ort_session
+    from .runfolder import write_json
+
+    p = run.params
+    run.require("model.onnx", "01_export")
+    models = run.onnx_models()
+    preprocess = data.preprocess_for(p)
+    images = data.cached_images(data.load_dataset(p, "eval"), preprocess, p, show_progress=progress)
+    info = _data_facts(run, images, preprocess)
+    calibration = None
+    if info["calibration_from_eval_set"]:  # 02 drew its calibration and hold-out images from these
+        _, calibration = data.calibration_set(p, preprocess, show_progress=False)
+    indices = evaluation_indices(len(images), calibration, p.evaluate.exclude_calibration, p.evaluate.max_images)
+    excluded = len(np.unique(calibration)) if calibration is not None and p.evaluate.exclude_calibration else 0
+    info.update(evaluated=len(indices), calibration_excluded=excluded)
+    if len(indices) == 0:
+        raise DataError("no images left to evaluate (all were calibration images or evaluate.max_images is 0); "
+                        "set evaluate.exclude_calibration: false or use a separate data.calibration_root")
+
+    sessions = {m: ort_session(path) for m, path in models.items()}
+    preds = predict(sessions, images.batches(p.evaluate.batch_size, indices), len(indices), progress=progress)
+
+    labels = preds.labels
+    names = images.class_names
+    acc = {m: accuracy(mp.top_ids, labels) for m, mp in preds.models.items()}
+    ref = preds.models[REFERENCE_MODEL]
+    paired, losses = {}, {}
+    for m, mp in preds.models.items():
+        if m == REFERENCE_MODEL:
+            continue
+        paired[m] = paired_stats(labels, ref.top1, mp.top1, mp.kl_to_reference, p.evaluate.bootstrap, p.evaluate.seed)
+        losses[m] = class_losses(labels, ref.top1, mp.top1, names)
+    speed = speed_facts(len(preds), len(models), preds.seconds, {m: mp.seconds for m, mp in preds.models.items()})
+    result = Evaluation(p.model.name, len(names), names, preprocess.describe(), preds, acc, paired, losses,
+                        info, speed)
+
+    files = [_relative_name(images.files[i], images.dataset.root) for i in preds.indices]
+    for m, mp in preds.models.items():
+        result.written.append(write_predictions_csv(run.artifact(f"predictions_{m}.csv"), files, labels,
+                                                    mp.top_ids, mp.top_probs))
+    result.written.append(write_json(run.artifact("evaluation.json"), evaluation_json(result, models)))
+    return result
+
+
+def _data_facts(run: Any, images: Any, preprocess: Any) -> dict:
+    """What was evaluated, with which preprocessing, and where calibration images came from."""
+    from .runfolder import read_json
+
+    p = run.params
+    from_eval = p.data.calibration_root is None
+    export_pre = None
+    if run.artifact("export.json").exists():
+        export_pre = read_json(run.artifact("export.json")).get("preprocess")
+    return {
+        "root": str(images.dataset.root),
+        "layout": images.dataset.layout,
+        "images": len(images),
+        "skipped": len(images.skipped),
+        "num_classes": len(images.class_names),
+        "preprocess": preprocess.describe(),
+        "export_preprocess": export_pre,
+        "calibration_root": None if from_eval else p.data.calibration_root,
+        "calibration_from_eval_set": bool(from_eval),
+        "calibration_images": p.calibrate.num_images,
+        "exclude_calibration": p.evaluate.exclude_calibration,
+        "max_images": p.evaluate.max_images,
+    }
+
+
+def evaluation_json(ev: Evaluation, models: dict[str, Path] | None = None) -> dict:
+    """The ``evaluation.json`` document (see the module docstring for units)."""
+    out_models = {}
+    for m, a in ev.accuracy.items():
+        out_models[m] = {**a, "onnx": Path(models[m]).name if models and m in models else None,
+                         "predictions": f"predictions_{m}.csv",
+                         "images_per_s": ev.speed["model_images_per_s"].get(m)}
+    return {
+        "model": ev.model_name,
+        "num_classes": ev.num_classes,
+        "preprocess": ev.preprocess,
+        "units": UNITS,
+        "data": ev.data,
+        "models": out_models,
+        "paired": {m: {**s, "worst_classes": ev.class_losses.get(m, [])} for m, s in ev.paired.items()},
+        "reference": reference_rows(ev.model_name, ev.num_classes),
+        "speed": ev.speed,
+    }
+
+
+def reference_rows(model_name: str, num_classes: int) -> list[dict]:
+    """Published figures for this model on 1000-class ImageNet ([] for anything else)."""
+    if num_classes != 1000:
+        return []
+    return [dict(r) for r in REFERENCE_ROWS.get(model_name, [])]
+
+
+# ---------------------------------------------------------------- rows for the tables
+
+def _fmt_p(p: float) -> str:
+    if p != p:
+        return "–"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def accuracy_rows(ev: Evaluation) -> list[dict]:
+    """Our models, then the published reference rows (when the model is ghostnet_100 on ImageNet)."""
+    rows = [{"model": m, "top-1 %": a["top1"], "top-5 %": a["top5"], "images": a["n"],
+             "preprocessing": ev.preprocess if m == REFERENCE_MODEL else "same"}
+            for m, a in ev.accuracy.items()]
+    for r in reference_rows(ev.model_name, ev.num_classes):
+        rows.append({"model": f"reference: {r['source']}", "top-1 %": r["top1"], "top-5 %": r["top5"],
+                     "images": 50_000, "preprocessing": r["preprocessing"]})
+    return rows
+
+
+def verdict(stats: dict, alpha: float = 0.05) -> str:
+    """One phrase: is the fp32 → int8 change in top-1 real (McNemar p < alpha) or noise?"""
+    if stats["flips_right_to_wrong"] + stats["flips_wrong_to_right"] == 0:
+        return "identical top-1 correctness"
+    if stats["mcnemar_p"] < alpha:
+        return "real drop" if stats["top1_drop"] > 0 else "real gain"
+    return "within noise"
+
+
+def paired_rows(ev: Evaluation) -> list[dict]:
+    """One row per int8 model: how it differs from fp32 on the same images."""
+    rows = []
+    for m, s in ev.paired.items():
+        lo, hi = s["top1_drop_ci95"]
+        rows.append({"int8 model": m, "top-1 drop (pp)": s["top1_drop"], "95% CI (pp)": f"[{lo:+.2f}, {hi:+.2f}]",
+                     "agreement %": s["agreement"], "right→wrong": s["flips_right_to_wrong"],
+                     "wrong→right": s["flips_wrong_to_right"], "McNemar p": _fmt_p(s["mcnemar_p"]),
+                     "KL(fp32‖int8)": f"{s['kl_mean']:.3g}", "verdict": verdict(s)})
+    return rows
+
+
+def class_loss_rows(ev: Evaluation, model: str | None = None) -> list[dict]:
+    """The classes that lose most top-1 under int8 (all variants, or one), worst first."""
+    rows = []
+    for m, losses in ev.class_losses.items():
+        if model is not None and m != model:
+            continue
+        rows += [{"int8 model": m, "class": r["class"], "images": r["images"], "fp32 top-1 %": r["fp32_top1"],
+                  "int8 top-1 %": r["int8_top1"], "drop (pp)": r["drop"], "images lost": r["images_lost"]}
+                 for r in losses] or [{"int8 model": m, "class": "(no class loses top-1)"}]
+    return rows
+
+
+def drop_interval_rows(ev: Evaluation) -> list[dict]:
+    """What ``plots.top1_drop_intervals`` draws."""
+    return [{"model": m, "top1_drop": s["top1_drop"], "ci_low": s["top1_drop_ci95"][0],
+             "ci_high": s["top1_drop_ci95"][1], "significant": s["mcnemar_p"] < 0.05}
+            for m, s in ev.paired.items()]
+
+
+def data_rows(ev: Evaluation) -> list[dict]:
+    """What was evaluated: images, preprocessing, and what happened to calibration images."""
+    d = ev.data
+    if not d["calibration_from_eval_set"]:
+        calib = f"from a separate folder ({d['calibration_root']}): no overlap with these images"
+    elif d["exclude_calibration"]:
+        calib = (f"drawn from this evaluation set; the {d['calibration_excluded']} calibration images are "
+                 f"excluded (evaluate.exclude_calibration: true)")
+    else:
+        calib = (f"drawn from this evaluation set and NOT excluded: {d['calibration_images']} of these images "
+                 f"also set the int8 ranges, so int8 numbers may be slightly optimistic "
+                 f"(set evaluate.exclude_calibration: true)")
+    rows = [
+        {"what": "dataset", "value": f"{d['root']} ({d['layout']} layout, {d['num_classes']} classes)"},
+        {"what": "images in the set", "value": d["images"]},
+        {"what": "images evaluated", "value": d["evaluated"]},
+        {"what": "preprocessing", "value": d["preprocess"]},
+        {"what": "calibration images", "value": calib},
+    ]
+    if d["skipped"]:
+        rows.insert(2, {"what": "images skipped (unreadable)", "value": d["skipped"]})
+    if d["export_preprocess"] and d["export_preprocess"] != d["preprocess"]:
+        rows.append({"what": "WARNING", "value": f"01_export checked parity with other preprocessing: "
+                                                 f"{d['export_preprocess']}"})
+    return rows
+
+
+def speed_rows(ev: Evaluation) -> list[dict]:
+    """Evaluation speed: the whole model set and each model; projected time for 50,000 images."""
+    s = ev.speed
+    rows = [{"what": f"all {s['models']} models, one pass (reading the cache included)",
+             "images/s": s["images_per_s"], "seconds": s["seconds"],
+             f"projected for {s['projected_images']:,} images": _duration(s["projected_seconds"])}]
+    for m, rate in s["model_images_per_s"].items():
+        rows.append({"what": m, "images/s": rate, "seconds": s["images"] / rate if rate else float("nan"),
+                     f"projected for {s['projected_images']:,} images":
+                         _duration(s["projected_images"] / rate if rate else float("nan"))})
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:
+        return "–"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------- accuracy vs latency
+
+def _benchmark_records(doc: Any) -> Iterator[dict]:
+    """Every dict in ``benchmark.json`` that looks like one measurement (has a model and a p50)."""
+    if isinstance(doc, dict):
+        if ("p50_ms" in doc or "p50" in doc) and isinstance(doc.get("model"), str):
+            yield doc
+        else:
+            for v in doc.values():
+                yield from _benchmark_records(v)
+    elif isinstance(doc, list):
+        for v in doc:
+            yield from _benchmark_records(v)
+
+
+def _setting_label(batch: Any, threads: Any, sessions: Any) -> str:
+    parts = [f"batch {batch}" if batch is not None else None,
+             (f"{threads} thread{'s' if threads != 1 else ''}" if threads else "all cores") if threads is not None else None,
+             f"{sessions} sessions" if sessions not in (None, 1) else None]
+    return ", ".join(p for p in parts if p)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For (latency, accuracy) pairs: True where no other point is as fast and as accurate, and better in one."""
+    return [not any(l2 <= l1 and a2 >= a1 and (l2 < l1 or a2 > a1) for l2, a2 in points) for l1, a1 in points]
+
+
+def latency_points(accuracy_by_model: dict[str, dict], benchmark: Any) -> list[dict]:
+    """Top-1 beside a p50 latency per model, from ``benchmark.json`` read defensively.
+
+    Takes one setting for every model (batch 1 and one thread when measured, else the setting
+    most models share, smallest batch first), so the comparison is like for like. Measurements
+    of models this run did not evaluate (e.g. torch) are left out. [] when nothing fits.
+    """
+    by_setting: dict[tuple, dict[str, float]] = {}
+    for r in _benchmark_records(benchmark):
+        try:
+            p50 = float(r.get("p50_ms", r.get("p50")))
+        except (TypeError, ValueError):
+            continue
+        if r["model"] not in accuracy_by_model or not p50 > 0 or r.get("error"):
+            continue
+        key = (r.get("batch", r.get("batch_size")), r.get("threads"), r.get("sessions"))
+        by_setting.setdefault(key, {})[r["model"]] = p50
+
+    def rank(item: tuple) -> tuple:
+        (batch, threads, sessions), models = item
+        return (-len(models), batch != 1, threads != 1, sessions not in (None, 1),
+                batch if isinstance(batch, (int, float)) else 1e9)
+
+    if not by_setting:
+        return []
+    (batch, threads, sessions), lat = min(by_setting.items(), key=rank)
+    names = [m for m in accuracy_by_model if m in lat]
+    front = pareto_front([(lat[m], accuracy_by_model[m]["top1"]) for m in names])
+    setting = _setting_label(batch, threads, sessions)
+    shape = benchmark.get("input_shape") if isinstance(benchmark, dict) else None
+    if isinstance(shape, list) and shape:
+        setting += ", input " + "×".join(str(v) for v in shape)
+    return [{"model": m, "latency_ms": lat[m], "top1": accuracy_by_model[m]["top1"], "pareto": f,
+             "setting": setting} for m, f in zip(names, front)]
+
+
+def run_latency_points(run: Any, ev: Evaluation) -> list[dict]:
+    """``latency_points`` from the run's ``benchmark.json``; [] when it is missing or unreadable."""
+    import json
+
+    path = run.artifact("benchmark.json")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent, or being written by 03 at this moment
+        return []
+    return latency_points(ev.accuracy, doc)
+
+
+def summary_values(ev: Evaluation) -> dict:
+    """The key numbers for the index page."""
+    out: dict[str, Any] = {"images": ev.data["evaluated"]}
+    for m, a in ev.accuracy.items():
+        out[f"{m}_top1"] = round(a["top1"], 3)
+        out[f"{m}_top5"] = round(a["top5"], 3)
+    for m, s in ev.paired.items():
+        out[f"{m}_mcnemar_p"] = float(f"{s['mcnemar_p']:.3g}")
+    out["eval_images_per_s"] = round(ev.speed["images_per_s"], 1)
+    out["projected_50k_images"] = _duration(ev.speed["projected_seconds"])
+    return out
+
+
+def file_rows(ev: Evaluation) -> list[dict]:
+    """The artifacts this step wrote, with sizes."""
+    return [{"file": f"artifacts/{p.name}", "KiB": round(p.stat().st_size / 1024, 1)}
+            for p in ev.written if p.exists()]

@@ -1,0 +1,268 @@
+"""Evaluation: post-processing, paired statistics on hand-made cases, the one-pass loop,
+predictions files, and (slow) agreement with an independent torch computation."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ghostlab import evaluate as ev
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------- post-processing
+
+def test_softmax_is_stable_and_normalised():
+    p = ev.softmax(np.array([[1000.0, 1000.0, -1000.0], [0.0, 0.0, 0.0]]))
+    assert np.allclose(p.sum(1), 1.0)
+    assert np.allclose(p[0], [0.5, 0.5, 0.0]) and np.allclose(p[1], 1 / 3)
+
+
+def test_topk_best_first_ties_to_lower_id():
+    ids, probs = ev.topk(np.array([[0.3, 0.3, 0.4], [0.1, 0.6, 0.3]], dtype=np.float32), k=2)
+    assert ids.tolist() == [[2, 0], [1, 2]]
+    assert np.allclose(probs, [[0.4, 0.3], [0.6, 0.3]])
+    ids, _ = ev.topk(np.ones((1, 3), np.float32), k=5)  # fewer classes than k
+    assert ids.tolist() == [[0, 1, 2]]
+
+
+def test_kl_known_value():
+    # p = (1/2, 1/2), q = (3/4, 1/4): KL = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3)
+    kl = ev.kl_divergence(np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[math.log(3), 0.0], [1.0, 2.0]]))
+    assert kl[0] == pytest.approx(0.5 * math.log(4 / 3), rel=1e-9)
+    assert kl[1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_accuracy_top1_top5():
+    labels = np.array([0, 1, 2, 3])
+    top = np.array([[0, 9, 9, 9, 9], [9, 1, 9, 9, 9], [9, 9, 9, 9, 2], [9, 9, 9, 9, 9]])
+    assert ev.accuracy(top, labels) == {"top1": 25.0, "top5": 75.0, "n": 4}
+
+
+# ---------------------------------------------------------------- paired statistics, exact cases
+
+def test_paired_stats_hand_made_case():
+    # 10 images. fp32 is right on 0-6; int8 is right on 0-3 and 7.
+    #   0-3: both right, same prediction              -> agree
+    #   4-6: fp32 right, int8 wrong (right -> wrong)  b = 3
+    #   7:   fp32 wrong, int8 right (wrong -> right)  c = 1
+    #   8:   both wrong, same wrong class             -> agree, no flip
+    #   9:   both wrong, different wrong classes      -> disagree, no flip
+    # agreement = 5/10 = 50 %; top-1 70 % -> 50 %, drop = (3 - 1)/10 = 20 pp.
+    # McNemar exact: n = b + c = 4, X ~ Bin(4, 1/2),
+    #   P(X <= min(b, c) = 1) = (C(4,0) + C(4,1)) / 2^4 = 5/16, two-sided p = 2 * 5/16 = 0.625.
+    labels = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    fp32 = np.array([0, 1, 2, 3, 0, 1, 2, 0, 3, 2])
+    int8 = np.array([0, 1, 2, 3, 1, 2, 3, 3, 3, 0])
+    s = ev.paired_stats(labels, fp32, int8, kl=np.full(10, 0.25), draws=200, seed=0)
+    assert s["agreement"] == 50.0
+    assert (s["flips_right_to_wrong"], s["flips_wrong_to_right"]) == (3, 1)
+    assert s["mcnemar_p"] == 0.625
+    assert s["top1_drop"] == pytest.approx(20.0)
+    assert s["kl_mean"] == pytest.approx(0.25)
+    lo, hi = s["top1_drop_ci95"]
+    assert lo <= 20.0 <= hi
+    top1 = (ev.accuracy(fp32[:, None], labels)["top1"], ev.accuracy(int8[:, None], labels)["top1"])
+    assert top1 == (70.0, 50.0)
+
+
+def test_mcnemar_exact_values():
+    # b = 10, c = 0: P(X <= 0) = 1/2^10, p = 2/1024 = 1/512
+    assert ev.mcnemar_exact_p(10, 0) == 1 / 512
+    assert ev.mcnemar_exact_p(0, 10) == 1 / 512
+    # no discordant pairs: nothing to test against, p = 1; balanced flips: p capped at 1
+    assert ev.mcnemar_exact_p(0, 0) == 1.0
+    assert ev.mcnemar_exact_p(3, 3) == 1.0
+    # b = 6, c = 1: P(X <= 1) = (1 + 7)/128, p = 16/128 = 0.125
+    assert ev.mcnemar_exact_p(6, 1) == 0.125
+
+
+@pytest.mark.parametrize("b,c", [(1, 0), (7, 2), (40, 25), (123, 87)])
+def test_mcnemar_matches_fraction_sum(b, c):
+    n = b + c
+    tail = sum(Fraction(math.comb(n, i), 2**n) for i in range(min(b, c) + 1))
+    assert ev.mcnemar_exact_p(b, c) == pytest.approx(float(min(Fraction(1), 2 * tail)), rel=1e-12)
+
+
+def test_mcnemar_large_counts_near_normal_approximation():
+    # ImageNet-sized flip counts stay exact and fast; close to the continuity-corrected normal tail
+    b, c = 3000, 2800
+    z = (abs(b - c) - 1) / math.sqrt(b + c)
+    assert ev.mcnemar_exact_p(b, c) == pytest.approx(math.erfc(z / math.sqrt(2)), rel=0.05)
+
+
+def test_bootstrap_no_flips_is_zero_width():
+    ok = np.array([True, False, True, True])
+    assert ev.bootstrap_drop_ci(ok, ok, draws=100, seed=0) == (0.0, 0.0)
+
+
+def test_bootstrap_matches_index_resampling_and_is_seeded():
+    rng = np.random.default_rng(1)
+    n = 400
+    ref = rng.random(n) < 0.8
+    other = ref.copy()
+    flip = rng.choice(n, 40, replace=False)
+    other[flip] = ~other[flip]
+    a = ev.bootstrap_drop_ci(ref, other, draws=4000, seed=3)
+    assert a == ev.bootstrap_drop_ci(ref, other, draws=4000, seed=3)
+    # the textbook way: resample image indices in pairs
+    idx = np.random.default_rng(7).integers(0, n, size=(4000, n))
+    drops = 100.0 * (ref[idx].mean(1) - other[idx].mean(1))
+    lo, hi = np.quantile(drops, [0.025, 0.975])
+    assert a[0] == pytest.approx(lo, abs=0.6) and a[1] == pytest.approx(hi, abs=0.6)
+    observed = 100.0 * (ref.mean() - other.mean())
+    assert a[0] < observed < a[1]
+
+
+def test_class_losses_ranks_by_drop_and_names_classes():
+    labels = np.array([0, 0, 1, 1, 1, 1, 2, 2])
+    fp32 = np.array([0, 0, 1, 1, 1, 1, 2, 0])
+    int8 = np.array([1, 0, 1, 0, 0, 1, 2, 2])  # class 0: -50 pp, class 1: -50 pp (2 images), class 2: +50 pp
+    rows = ev.class_losses(labels, fp32, int8, ["cat", "dog", "eel"])
+    assert [r["class"] for r in rows] == ["dog", "cat"]  # same drop: more images lost first
+    assert rows[0]["images_lost"] == 2 and rows[0]["drop"] == 50.0 and rows[0]["int8_top1"] == 50.0
+
+
+def test_evaluation_indices_excludes_calibration_then_caps():
+    assert ev.evaluation_indices(6, np.array([1, 4]), True, None).tolist() == [0, 2, 3, 5]
+    assert ev.evaluation_indices(6, np.array([1, 4]), False, 3).tolist() == [0, 1, 2]
+    assert ev.evaluation_indices(6, np.array([1, 4]), True, 2).tolist() == [0, 2]
+
+
+# ---------------------------------------------------------------- the one-pass loop
+
+class FakeSession:
+    """Looks like an ORT session to export.run_onnx: logits = x[:, 0, 0, :C] @ mix, records batches."""
+
+    def __init__(self, mix):
+        self.mix, self.seen = np.asarray(mix, dtype=np.float32), []
+
+    def get_inputs(self):
+        return [type("I", (), {"name": "input"})()]
+
+    def run(self, _, feeds):
+        x = feeds["input"]
+        self.seen.append(x.shape[0])
+        return [x[:, 0, 0, :self.mix.shape[0]] @ self.mix]
+
+
+def _batches(x, y, bs):
+    for s in range(0, len(y), bs):
+        yield x[s:s + bs], y[s:s + bs], np.arange(s, min(s + bs, len(y))) + 100
+
+
+def test_predict_feeds_every_batch_to_every_model():
+    rng = np.random.default_rng(0)
+    n, c = 23, 7
+    x = rng.normal(size=(n, 3, 1, c)).astype(np.float32)
+    y = rng.integers(0, c, n)
+    eye = np.eye(c)
+    noisy = eye + 0.3 * rng.normal(size=(c, c))
+    sessions = {"fp32": FakeSession(eye), "int8_a": FakeSession(noisy), "int8_same": FakeSession(eye)}
+    preds = ev.predict(sessions, _batches(x, y, 5), n)
+    assert [s.seen for s in sessions.values()] == [[5, 5, 5, 5, 3]] * 3
+    assert preds.labels.tolist() == y.tolist() and preds.indices.tolist() == list(range(100, 100 + n))
+    logits = x[:, 0, 0, :]
+    assert preds.models["fp32"].top1.tolist() == logits.argmax(1).tolist()
+    assert np.allclose(preds.models["fp32"].top_probs[:, 0], ev.softmax(logits).max(1))
+    assert preds.models["fp32"].kl_to_reference is None
+    assert np.allclose(preds.models["int8_same"].kl_to_reference, 0.0)
+    assert np.allclose(preds.models["int8_a"].kl_to_reference, ev.kl_divergence(logits, logits @ noisy))
+    assert preds.models["int8_a"].top_ids.shape == (n, 5)
+
+
+# ---------------------------------------------------------------- predictions file
+
+def test_predictions_csv_round_trip(tmp_path):
+    files = ["val/a.JPEG", "val/b, with comma.JPEG"]
+    path = ev.write_predictions_csv(tmp_path / "predictions_fp32.csv", files, np.array([3, 1]),
+                                    np.array([[3, 1, 0, 2, 4], [0, 1, 2, 3, 4]]),
+                                    np.array([[0.5, 0.2, 0.1, 0.1, 0.05], [0.4, 0.3, 0.1, 0.1, 0.05]], np.float32))
+    lines = path.read_text().splitlines()
+    assert lines[0] == "file,label,pred_1,pred_2,pred_3,pred_4,pred_5,prob_1,prob_2,prob_3,prob_4,prob_5"
+    assert lines[1] == "val/a.JPEG,3,3,1,0,2,4,0.5,0.2,0.1,0.1,0.05"
+    rows = ev.read_predictions_csv(path)
+    assert rows[1]["file"] == "val/b, with comma.JPEG" and rows[1]["pred"] == [0, 1, 2, 3, 4]
+    assert rows[1]["prob"][:2] == [0.4, 0.3]
+
+
+# ---------------------------------------------------------------- accuracy vs latency
+
+def _bench_doc():
+    row = lambda m, b, t, p50: {"model": m, "batch": b, "threads": t, "sessions": 1, "p50_ms": p50, "img_s": 1.0}
+    return {"input_shape": [3, 224, 224], "results": [
+        row("fp32", 1, 1, 10.0), row("int8_a", 1, 1, 4.0), row("int8_b", 1, 1, 5.0), row("torch", 1, 1, 30.0),
+        row("fp32", 8, 2, 50.0), row("int8_a", 8, 2, 20.0)]}
+
+
+def test_latency_points_pick_one_setting_and_mark_the_pareto_front():
+    acc = {"fp32": {"top1": 90.0}, "int8_a": {"top1": 88.0}, "int8_b": {"top1": 87.0}}
+    pts = {p["model"]: p for p in ev.latency_points(acc, _bench_doc())}
+    assert set(pts) == {"fp32", "int8_a", "int8_b"}  # torch has no accuracy here
+    assert pts["fp32"]["latency_ms"] == 10.0 and pts["fp32"]["setting"].startswith("batch 1, 1 thread")
+    # int8_b is slower and less accurate than int8_a: dominated
+    assert (pts["fp32"]["pareto"], pts["int8_a"]["pareto"], pts["int8_b"]["pareto"]) == (True, True, False)
+
+
+def test_latency_points_read_defensively():
+    acc = {"fp32": {"top1": 90.0}}
+    assert ev.latency_points(acc, {}) == []
+    assert ev.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": None}, "junk", 3]}) == []
+    assert ev.latency_points(acc, [{"model": "fp32", "p50": "7.5"}])[0]["latency_ms"] == 7.5
+    assert ev.pareto_front([(1, 1), (1, 1)]) == [True, True]  # ties dominate neither
+
+
+# ---------------------------------------------------------------- against torch, on demo images
+
+def _discriminative_tiny_ghostnet(params, images, num_classes=10):
+    """The tiny demo checkpoint with a seeded classifier over standardised features: its outputs
+    vary from image to image (the 1-epoch checkpoint alone predicts one class for every image)."""
+    import torch
+
+    from ghostlab import models
+
+    model = models.load_model(params, images.dataset.num_classes)
+    x = torch.from_numpy(images.normalized(np.arange(len(images))))
+    with torch.no_grad():
+        feats = model.forward_head(model.forward_features(x), pre_logits=True)
+    mean, std = feats.mean(0), feats.std(0).clamp_min(1e-6)
+    w = torch.randn(num_classes, feats.shape[1], generator=torch.Generator().manual_seed(0)) / feats.shape[1] ** 0.5
+    head = torch.nn.Linear(feats.shape[1], num_classes)
+    head.weight.data, head.bias.data = w / std, -(w / std) @ mean
+    model.classifier = head
+    return model.eval()
+
+
+@pytest.mark.slow
+def test_top1_top5_equal_torch_on_the_same_tensors(tmp_path):
+    import torch
+
+    from ghostlab import data, demo
+    from ghostlab.config import load_params
+    from ghostlab.export import export_onnx, ort_session
+
+    params = demo.prepare(load_params(ROOT / "params" / "tiny.yaml"), show_progress=False)
+    images = data.cached_images(data.load_dataset(params), data.preprocess_for(params), params, show_progress=False)
+    model = _discriminative_tiny_ghostnet(params, images)
+    onnx_path = export_onnx(model, tmp_path / "model.onnx", params.model.input_size)
+
+    preds = ev.predict({"fp32": ort_session(onnx_path)}, images.batches(8), len(images))
+    ours = ev.accuracy(preds.models["fp32"].top_ids, preds.labels)
+
+    # independent: torch logits on the same tensors, torch softmax and topk, counted by hand
+    x = torch.from_numpy(images.normalized(np.arange(len(images))))
+    with torch.no_grad():
+        top5 = torch.softmax(model(x), dim=1).topk(5, dim=1).indices.numpy()
+    labels = images.labels
+    top1_hits = sum(int(top5[i, 0] == labels[i]) for i in range(len(labels)))
+    top5_hits = sum(int(labels[i] in top5[i]) for i in range(len(labels)))
+    assert len(set(top5[:, 0])) > 2  # a test with one predicted class could not fail on ordering
+    assert ours == {"top1": 100.0 * top1_hits / len(labels), "top5": 100.0 * top5_hits / len(labels),
+                    "n": len(labels)}
+    assert preds.models["fp32"].top_ids.tolist() == top5.tolist()
+    assert preds.labels.tolist() == labels.tolist()
