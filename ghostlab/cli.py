@@ -29,7 +29,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     params = load_params(args.params, args.p or [])
     _, results = run_notebooks(params, only=_split_only(args.only), out=args.out,
-                               show_code=True if args.show_code else None)
+                               show_code=True if args.show_code else None, resume=args.resume)
     return exit_code(results)
 
 
@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", metavar="NAMES", help="notebooks to run: 01,export,02_calibrate (comma-separated)")
     p.add_argument("--out", metavar="DIR", help="run folder (default: <run.output_root>/<profile>)")
     p.add_argument("--show-code", action="store_true", help="keep code cells in the HTML reports")
+    p.add_argument("--resume", action="store_true",
+                   help="reuse notebooks that completed in the latest earlier run with the same params and code")
     p.set_defaults(func=_cmd_run)
 
     e = sub.add_parser("evaluate", help="evaluate a run folder's ONNX models and print the accuracy table")

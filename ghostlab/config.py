@@ -91,17 +91,27 @@ class ExportParams:
 
 @dataclass(frozen=True)
 class VariantParams:
+    """One int8 model: how ONNX Runtime calibrates and quantizes it (QDQ format)."""
+
     name: str
+    """Names the files: artifacts/int8_<name>.onnx and calibration_<name>.json."""
     method: Literal["minmax", "percentile", "entropy", "auto"] = "minmax"
-    """`auto`: start from `base` and keep the fewest nodes in fp32 needed to reach the target."""
+    """Range calibration: `minmax`, `percentile`, `entropy` (KL divergence); `auto`: start from `base`
+    and keep the fewest nodes in fp32 needed to reach calibrate.auto_target_agreement (its other
+    settings come from `base`)."""
     percentile: float = 99.999
+    """For `percentile`: the share of values (in %) the range keeps."""
     per_channel: bool = True
+    """One weight scale per output channel (per tensor when false)."""
     activation_type: Literal["uint8", "int8"] = "uint8"
+    """uint8 activations with int8 weights (U8S8) is ONNX Runtime's fast path on x86."""
     weight_type: Literal["int8", "uint8"] = "int8"
     reduce_range: bool = False
+    """7-bit weights: avoids U8S8 saturation on CPUs without VNNI, at some accuracy."""
     nodes_to_exclude: list[str] = field(default_factory=list)
+    """Node names (as in the SQNR table) to keep in fp32."""
     base: Optional[str] = None
-    """For `auto`: the variant it starts from (default: the first non-auto variant)."""
+    """For `auto`: the variant it starts from (default: the one with the best hold-out agreement)."""
 
 
 def _default_variants() -> list[VariantParams]:
@@ -125,23 +135,43 @@ class CalibrateParams:
     auto_target_agreement: float = 0.99
     """`auto` keeps nodes in fp32 until top-1 agreement with fp32 on the hold-out reaches this."""
     auto_max_excluded: int = 20
+    """`auto` keeps at most this many nodes in fp32 (and says so when the target is still missed)."""
     sqnr: bool = True
     """Per-tensor SQNR with ORT's qdq_loss_debug."""
+    sqnr_images: int = 16
+    """Hold-out images whose every activation is captured for SQNR (memory grows with it)."""
+    sensitivity_candidates: int = 24
+    """Nodes quantized one at a time for the sensitivity ranking: the lowest-SQNR ones of the base variant."""
+    timing_rounds: int = 30
+    """Rounds of the quick fp32 vs base vs auto latency check (batch 1, one thread)."""
 
 
 @dataclass(frozen=True)
 class BenchmarkParams:
+    """Latency and throughput of every model (notebook 03); the grid is batch x threads, plus K sessions."""
+
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8, 32])
+    """Images per inference."""
     threads: list[int] = field(default_factory=lambda: [1, 0])
-    """Intra-op threads per session; 0: all cores."""
-    sessions: list[int] = field(default_factory=lambda: [1])
-    """Concurrent sessions (one thread each), as a vendor tool's instances."""
+    """Intra-op threads of a single session; 0: all cores."""
+    sessions: list[int] = field(default_factory=lambda: [1, 0])
+    """Concurrent sessions of one thread each, like a vendor tool's instances; 0: one per core; 1 adds nothing."""
     input_size: int = 224
-    warmup: int = 3
+    """Square side of the measured input; 224 is the canonical deployment input, whatever the profile trains at."""
+    warmup: int = 2
+    """Untimed rounds per grid cell before timing."""
     rounds: int = 10
+    """Timed rounds per grid cell; within a round every model runs once, in an order that rotates."""
+    images_per_round: int = 8
+    """Each model runs at least this many images per round (8 inferences at batch 1, one at batch 8)."""
     include_torch: bool = True
+    """Time torch eager (eval, inference_mode) too: the baseline a user would otherwise deploy."""
+    spin: bool = False
+    """Let ONNX Runtime's idle threads spin; off so one model's spinning does not slow the next."""
+    headline_batch: int = 8
+    """The batch size the report leads with (all cores)."""
     quick: bool = False
-    """A few rounds on a reduced grid: for tests and first looks."""
+    """A few rounds on a reduced grid (first two batch sizes): for tests and first looks."""
 
 
 @dataclass(frozen=True)
@@ -160,17 +190,24 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class GhostMapsParams:
+    """Ghost feature maps (notebook 05): intrinsic vs ghost maps and per-layer redundancy."""
+
     image: Optional[str] = None
     """Image path; default: the photo matplotlib ships (grace_hopper.jpg)."""
     dataset_indices: list[int] = field(default_factory=list)
+    """Evaluation-set images to look at as well (indices), after `image`."""
     modules: list[str] = field(default_factory=list)
-    """Ghost modules to show in detail; empty: a few spread over depth."""
+    """Ghost modules to show in detail (e.g. blocks.2.0.ghost1); empty: a few spread over depth."""
     max_channels: int = 8
+    """Intrinsic/ghost pairs shown per module, and pairs in the most-similar-pairs gallery."""
     similarity_size: int = 28
-    """Maps are resized to at most this side before similarity (bounded cost)."""
+    """Maps are average-pooled to at most this side before similarity (bounded cost)."""
     compare_resnet: bool = True
+    """Also capture timm resnet50 (one image at 224 on CPU: about a second) to compare redundancy."""
     resnet_weights: str = "random"
+    """ResNet-50 weights, same rules as model.weights: `pretrained` (timm cache), `random`, or a checkpoint path."""
     interactive: bool = False
+    """Show the ipywidgets explorer (JupyterLab); the report's static figures are there either way."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +217,8 @@ class RunParams:
     output_root: str = "../outputs"
     notebooks: list[str] = field(default_factory=list)
     """Subset to run (e.g. [01_export]); empty: all."""
+    notebook_dir: Optional[str] = None
+    """Folder of NN_name.ipynb notebooks; default: the kit's notebooks/."""
     cell_timeout: int = 1800
     show_code: bool = False
     seed: int = 0
@@ -218,6 +257,7 @@ PATH_KEYS = {
     ("demo", "root"),
     ("ghost_maps", "image"),
     ("run", "output_root"),
+    ("run", "notebook_dir"),
 }
 _NOT_PATHS = {("model", "weights"): {"random", "pretrained", "demo"}}
 
@@ -451,6 +491,11 @@ def _validate(p: Params, where: str) -> None:
     need(p.calibrate.num_images > 0, "calibrate.num_images must be > 0")
     need(p.calibrate.chunk_size > 0, "calibrate.chunk_size must be > 0")
     need(0 < p.calibrate.auto_target_agreement <= 1, "calibrate.auto_target_agreement must be in (0, 1]")
+    need(p.calibrate.holdout_images > 0, "calibrate.holdout_images must be > 0")
+    need(p.calibrate.sqnr_images > 0, "calibrate.sqnr_images must be > 0")
+    need(p.calibrate.sensitivity_candidates >= 0, "calibrate.sensitivity_candidates must be >= 0")
+    need(p.calibrate.auto_max_excluded >= 0, "calibrate.auto_max_excluded must be >= 0")
+    need(p.calibrate.timing_rounds > 0, "calibrate.timing_rounds must be > 0")
     names = [v.name for v in p.calibrate.variants]
     dup = {n for n in names if names.count(n) > 1}
     need(not dup, f"calibrate.variants: duplicate name(s) {', '.join(sorted(dup))}")
@@ -460,7 +505,14 @@ def _validate(p: Params, where: str) -> None:
         need(50 < v.percentile <= 100, f"calibrate.variants[{v.name}].percentile must be in (50, 100]")
     need(all(b > 0 for b in p.benchmark.batch_sizes) and p.benchmark.batch_sizes, "benchmark.batch_sizes must be positive")
     need(all(t >= 0 for t in p.benchmark.threads) and p.benchmark.threads, "benchmark.threads must be >= 0 (0: all cores)")
+    need(all(k >= 0 for k in p.benchmark.sessions), "benchmark.sessions must be >= 0 (0: one per core)")
+    need(p.benchmark.input_size >= 32, f"benchmark.input_size must be >= 32, got {p.benchmark.input_size}")
+    need(p.benchmark.rounds > 0 and p.benchmark.warmup >= 0 and p.benchmark.images_per_round > 0,
+         "benchmark.rounds and benchmark.images_per_round must be > 0, benchmark.warmup >= 0")
     need(p.evaluate.batch_size > 0, "evaluate.batch_size must be > 0")
+    need(p.ghost_maps.max_channels > 0, "ghost_maps.max_channels must be > 0")
+    need(p.ghost_maps.similarity_size >= 2, "ghost_maps.similarity_size must be >= 2")
+    need(all(i >= 0 for i in p.ghost_maps.dataset_indices), "ghost_maps.dataset_indices must be >= 0")
     need(p.evaluate.max_images is None or p.evaluate.max_images > 0, "evaluate.max_images must be > 0 (or null: all)")
     need(p.evaluate.bootstrap >= 0, "evaluate.bootstrap must be >= 0 (0: no interval)")
     need(p.data.dataset == "demo" or p.data.root is not None,

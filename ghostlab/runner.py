@@ -7,13 +7,18 @@ the demo assets, then for each notebook: check its upstream, execute, render, re
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
+import logging
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,6 +31,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 KERNEL_NAME = "ghostlab-python"
+KERNEL_TOKEN_VAR = "GHOSTLAB_KERNEL_TOKEN"
+_running_kernel: str | None = None  # the token of the kernel executing now, for the signal handler
 
 # Which notebooks read another's artifacts: a notebook is skipped when one of these failed.
 REQUIRES = {
@@ -42,6 +49,9 @@ class NotebookResult:
     seconds: float = 0.0
     error: str | None = None
     html: str | None = None
+    note: str | None = None
+    artifacts: list[str] = field(default_factory=list)
+    fingerprint: str | None = None
 
 
 def list_notebooks(notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
@@ -68,20 +78,49 @@ def run_dir_for(params: Params, out: str | Path | None = None) -> Path:
     return Path(params.run.output_root) / (params.run.name or params.profile)
 
 
-def _kernel_spec_dir() -> Path:
-    """A kernelspec for *this* interpreter, so a venv or conda env just works."""
+def _kernel_spec_dir(token: str, log: Path) -> Path:
+    """A kernelspec for *this* interpreter, so a venv or conda env just works. ``token`` marks
+    the kernel's environment so an interrupted run can find and stop it."""
     root = Path(tempfile.mkdtemp(prefix="ghostlab-kernel-"))
     spec = root / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
-        # ERROR: keeps the kernel's transport notice off the user's terminal; cell errors still show
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.log_level=ERROR"],
+        "argv": [sys.executable, "-m", "ghostlab._kernel", "-f", "{connection_file}"],
         "display_name": f"ghostlab ({sys.executable})",
         "language": "python",
         "metadata": {"debugger": False},
+        "env": {KERNEL_TOKEN_VAR: token, "GHOSTLAB_KERNEL_LOG": str(log)},
     }))
     return root
+
+
+def kernel_pids(token: str) -> list[int]:
+    """Processes started for the kernel that carries ``token`` (Linux /proc; [] elsewhere)."""
+    marker = f"{KERNEL_TOKEN_VAR}={token}".encode()
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def stop_kernel(token: str, wait: float = 5.0) -> None:
+    """Kill the kernel's process group (it runs in a session of its own, so Ctrl-C never
+    reached it). SIGKILL: the executed notebook is saved cell by cell, nothing in the kernel
+    is worth a shutdown handler that prints tracebacks onto the user's terminal."""
+    for pid in kernel_pids(token):
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+                break
+            except OSError:
+                continue
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and kernel_pids(token):
+        time.sleep(0.05)
 
 
 def _error_line(err: BaseException) -> str:
@@ -93,11 +132,11 @@ def _error_line(err: BaseException) -> str:
 
 def execute(nb: Path, out_nb: Path, params_file: Path, run_dir: Path, timeout: int) -> None:
     """One notebook through papermill, on this interpreter's kernel, cwd = run folder."""
-    import os
-
     import papermill as pm
 
-    spec_root = _kernel_spec_dir()
+    global _running_kernel
+    token = _running_kernel = f"{os.getpid()}-{time.time_ns()}"
+    spec_root = _kernel_spec_dir(token, run_dir / "kernel.log")
     old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(spec_root), old]))
     try:
@@ -111,6 +150,8 @@ def execute(nb: Path, out_nb: Path, params_file: Path, run_dir: Path, timeout: i
             execution_timeout=timeout,
         )
     finally:
+        _running_kernel = None
+        stop_kernel(token)  # after an interrupt papermill leaves the kernel running; normally a no-op
         if old is None:
             os.environ.pop("JUPYTER_PATH", None)
         else:
@@ -140,32 +181,113 @@ def _progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path | None = None,
-                  show_code: bool | None = None, notebook_dir: Path = NOTEBOOK_DIR,
-                  ) -> tuple[Path, list[NotebookResult]]:
-    """Run the pipeline; returns the run folder and one result per notebook."""
-    notebooks = select_notebooks(list_notebooks(notebook_dir), only or params.run.notebooks or None)
-    if not notebooks:
-        raise RunError(f"no notebooks (NN_name.ipynb) in {notebook_dir}")
-    run_dir = run_dir_for(params, out)
+def _new_work_folder(final: Path) -> tuple[Path, str]:
+    """``<name>.run-<stamp>`` beside the final folder: a run writes here and never into the
+    last complete results, which it replaces only when every notebook completed."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in range(100):
+        tag = stamp if n == 0 else f"{stamp}-{n}"
+        work = final.parent / f"{final.name}.run-{tag}"
+        try:
+            work.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        except OSError as err:
+            raise RunError(f"cannot write the run folder in {final.parent}: {err.strerror}; "
+                           f"pass --out DIR somewhere writable") from None
+        (work / "artifacts").mkdir()
+        return work, tag
+    raise RunError(f"too many run folders started this second in {final.parent}")  # pragma: no cover
+
+
+def _earlier_runs(final: Path) -> list[tuple[Path, dict]]:
+    """Earlier runs of this name (complete, failed, interrupted), newest first."""
+    found = []
+    for folder in [final, *final.parent.glob(f"{final.name}.*-*")]:
+        try:
+            found.append((folder, read_json(folder / "manifest.json")))
+        except (OSError, ValueError):
+            continue
+    return sorted(found, key=lambda fm: fm[1].get("started", ""), reverse=True)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in (folder / "artifacts").rglob("*") if p.is_file()}
+
+
+def _fingerprint(nb: Path, params_text: str, upstream: list[str]) -> str:
+    """What a notebook's results depend on: its own cells, the params, the package code, its upstream."""
+    h = hashlib.sha256(nb.read_bytes() + params_text.encode())
+    for src in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(src.read_bytes())
+    for up in upstream:
+        h.update(up.encode())
+    return h.hexdigest()[:16]
+
+
+def _copy_results(src: Path, dst: Path, name: str, entry: dict) -> None:
+    """A notebook's executed copy, report, summary and artifacts from an earlier run folder."""
+    files = [f"{name}.ipynb", f"{name}.html", f"artifacts/{SUMMARY_DIR}/{name}.json", *entry.get("artifacts", [])]
+    for rel in files:
+        if (src / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dst / rel)
+
+
+@contextmanager
+def _interruptible():
+    """Ctrl-C (SIGINT) and SIGTERM stop a run the same way: the running kernel is killed at
+    once, papermill's and nbclient's dying words are silenced, and KeyboardInterrupt unwinds
+    the run so it is recorded as interrupted."""
+    def handler(signum, frame):
+        logging.disable(logging.CRITICAL)
+        if _running_kernel:
+            stop_kernel(_running_kernel, wait=0)
+        raise KeyboardInterrupt
+
     try:
-        (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunError(f"cannot write the run folder {run_dir}: {err.strerror}; pass --out DIR somewhere writable") from None
+        old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+        logging.disable(logging.NOTSET)
+
+
+def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path | None = None,
+                  show_code: bool | None = None, resume: bool = False,
+                  ) -> tuple[Path, list[NotebookResult]]:
+    """Run the pipeline; returns the run folder and one result per notebook.
+
+    Every run writes into a new folder beside ``<output_root>/<name>``. When every notebook
+    completes, that folder takes the place of the last complete run; otherwise it stays
+    beside it as ``<name>.failed-<stamp>`` or ``<name>.interrupted-<stamp>``, readable, and
+    the last complete results are left where they were. ``only`` runs some notebooks and keeps
+    the others' results from the last complete run; ``resume`` reuses the results of notebooks
+    that completed in the latest earlier run with the same params, notebook and package code.
+    """
+    notebook_dir = Path(params.run.notebook_dir) if params.run.notebook_dir else NOTEBOOK_DIR
+    available = list_notebooks(notebook_dir)
+    if not available:
+        raise RunError(f"no notebooks (NN_name.ipynb) in {notebook_dir}")
+    selected = select_notebooks(available, only or params.run.notebooks or None)
     show_code = params.run.show_code if show_code is None else show_code
-
-    if params.data.dataset == "demo" or params.model.weights == "demo":
-        from . import demo
-
-        _progress("preparing the demo dataset and model (cached after the first run)")
-        params = demo.prepare(params)
-    params_file = run_dir / "params.yaml"
-    dump_params(params, params_file)
+    final = run_dir_for(params, out)
+    earlier = _earlier_runs(final) if final.parent.exists() else []
+    complete = next(((f, m) for f, m in earlier if f == final), None)
+    latest = earlier[0] if earlier else None
+    work, stamp = _new_work_folder(final)
 
     manifest = {
         "profile": params.profile,
         "params_source": params.source,
-        "run_dir": str(run_dir),
+        "run_dir": str(final),
+        "status": "running",
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git": system.git_commit(PROJECT_DIR),
         **system.environment(),
@@ -173,32 +295,102 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
         "notebooks": {},
     }
     results: list[NotebookResult] = []
+    status = "ok"
+    with _interruptible():
+        try:
+            write_json(work / "manifest.json", manifest)
+            write_index(work)
+            _progress(f"run folder: {work}")
+            if params.data.dataset == "demo" or params.model.weights == "demo":
+                from . import demo
+
+                _progress("preparing the demo dataset and model (cached after the first run)")
+                params = demo.prepare(params)
+                manifest["params"] = params.to_dict()
+            params_file = work / "params.yaml"
+            dump_params(params, params_file)
+            results = _run_all(available, selected, params, params_file, work, manifest,
+                               complete, latest if resume else None, show_code)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        if any(r.status == "interrupted" for r in results):
+            status = "interrupted"
+        elif status == "ok" and not all(r.status == "ok" for r in results):
+            status = "failed"
+        manifest["status"] = status
+        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        where = final if status == "ok" else final.parent / f"{final.name}.{status}-{stamp}"
+        manifest["run_dir"] = str(where)
+        write_json(work / "manifest.json", manifest)
+        write_index(work)
+        _settle(work, final, where)
+    total = sum(r.seconds for r in results)
+    _progress(f"{status} in {total:.0f}s: " + ", ".join(f"{r.name} {r.status} ({r.seconds:.0f}s)" for r in results))
+    if status != "ok" and complete:
+        _progress(f"the last complete results are unchanged: {final / 'index.html'}")
+    _progress(f"report: {where / 'index.html'}")
+    return where, results
+
+
+def _settle(work: Path, final: Path, where: Path) -> None:
+    """Move the finished run folder to ``where``; a complete run swaps in for the last one."""
+    if where != final:
+        os.replace(work, where)
+        return
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.replaced-{work.name.rsplit('-', 1)[-1]}"
+        os.replace(final, old)
+    os.replace(work, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _run_all(available: list[Path], selected: list[Path], params: Params, params_file: Path, work: Path,
+             manifest: dict, complete: tuple[Path, dict] | None, resume_from: tuple[Path, dict] | None,
+             show_code: bool) -> list[NotebookResult]:
+    params_text = params_file.read_text()
+    results: list[NotebookResult] = []
     failed: set[str] = set()
-    for i, nb in enumerate(notebooks, 1):
-        name = nb.stem
+    prints: dict[str, str] = {}
+    todo = [nb for nb in available if nb in selected or (complete and nb.stem in complete[1].get("notebooks", {}))]
+    for i, nb in enumerate(todo, 1):
+        name, tag = nb.stem, f"[{i}/{len(todo)}] {nb.stem}"
+        prints[name] = _fingerprint(nb, params_text, [prints.get(u, "") for u in REQUIRES.get(name, ())])
+        earlier = None
+        if nb not in selected:
+            earlier, why = complete, "kept from the last complete run (not selected)"
+        elif resume_from and resume_from[1].get("notebooks", {}).get(name, {}).get("fingerprint") == prints[name] \
+                and resume_from[1]["notebooks"][name].get("status") == "ok":
+            earlier, why = resume_from, f"reused from {resume_from[0].name} (same params and code)"
         blockers = [r for r in REQUIRES.get(name, ()) if r in failed]
-        if blockers:
+        if earlier is not None:
+            entry = earlier[1]["notebooks"][name]
+            _copy_results(earlier[0], work, name, entry)
+            res = NotebookResult(name, entry["status"], entry.get("seconds", 0.0), entry.get("error"),
+                                 entry.get("html"), note=why, artifacts=entry.get("artifacts", []))
+            _progress(f"{tag}: {why}")
+        elif blockers:
             res = NotebookResult(name, "skipped", error=f"skipped: {', '.join(blockers)} did not complete")
-            failed.add(name)
-            _progress(f"[{i}/{len(notebooks)}] {name}: {res.error}")
+            _progress(f"{tag}: {res.error}")
         else:
-            _progress(f"[{i}/{len(notebooks)}] {name} ...")
-            res = _run_one(nb, run_dir, params_file, params.run.cell_timeout, show_code)
-            if res.status != "ok":
-                failed.add(name)
-            _progress(f"[{i}/{len(notebooks)}] {name}: {res.status} in {res.seconds:.1f}s"
-                      + (f" — {res.error}" if res.error else ""))
+            _progress(f"{tag} ...")
+            before = _snapshot(work)
+            res = _run_one(nb, work, params_file, params.run.cell_timeout, show_code)
+            after = _snapshot(work)
+            res.artifacts = sorted(k for k, v in after.items() if before.get(k) != v
+                                   and not k.startswith(f"artifacts/{SUMMARY_DIR}/"))
+            _progress(f"{tag}: {res.status} in {res.seconds:.1f}s" + (f" — {res.error}" if res.error else ""))
+        if res.status != "ok":
+            failed.add(name)
+        res.fingerprint = prints[name]
         results.append(res)
         manifest["notebooks"][name] = res.__dict__
-        manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        write_json(run_dir / "manifest.json", manifest)
-        write_index(run_dir)
+        write_json(work / "manifest.json", manifest)
+        write_index(work)
         if res.status == "interrupted":
             break
-    total = sum(r.seconds for r in results)
-    _progress(f"done in {total:.0f}s: " + ", ".join(f"{r.name} {r.status}" for r in results))
-    _progress(f"report: {run_dir / 'index.html'}")
-    return run_dir, results
+    return results
 
 
 def _run_one(nb: Path, run_dir: Path, params_file: Path, timeout: int, show_code: bool) -> NotebookResult:
@@ -274,13 +466,20 @@ def write_index(run_dir: Path) -> Path:
     parts = [f"<h1>ghostlab report: {e(str(manifest.get('profile')))}</h1>",
              f"<p class='sub'>model <b>{e(str(model.get('name')))}</b>, weights {e(str(model.get('weights')))}, "
              f"started {e(str(manifest.get('started')))}</p>"]
+    run_status = manifest.get("status", "ok")
+    if run_status != "ok":
+        parts.append(f"<div class='banner'><b>This run is {e(run_status)}.</b> "
+                     + ("Notebooks are still running." if run_status == "running" else
+                        "Its results are incomplete; the last complete run (if any) was left in place.")
+                     + "</div>")
     if model.get("weights") == "random":
         parts.append("<div class='banner'><b>Random weights:</b> accuracy numbers in this run are meaningless.</div>")
     rows = []
     for name, res in manifest.get("notebooks", {}).items():
         link = f"<a href='{e(res['html'])}'>{e(name)}</a>" if res.get("html") else e(name)
+        note = "; ".join(x for x in (res.get("error"), res.get("note")) if x)
         rows.append(f"<tr><td>{link}</td><td class='{e(res['status'])}'>{e(res['status'])}</td>"
-                    f"<td>{res.get('seconds', 0):.1f}s</td><td>{e(res.get('error') or '')}</td></tr>")
+                    f"<td>{res.get('seconds', 0):.1f}s</td><td>{e(note)}</td></tr>")
     parts.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>time</th><th>note</th></tr>"
                   + "".join(rows) + "</table>")
     for name in manifest.get("notebooks", {}):

@@ -1,6 +1,12 @@
-"""The runner on small synthetic notebooks: status from papermill, rendered errors, skips, index."""
+"""The runner on small synthetic notebooks: status from papermill, rendered errors, skips, index,
+run folders that never destroy earlier results, --only, --resume, interrupts."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import nbformat
 import pytest
@@ -23,6 +29,13 @@ def notebook(path, *codes):
     nbformat.write(nb, str(path))
 
 
+def profile(tmp, nbdir, name="p"):
+    path = tmp / f"{name}.yaml"
+    path.write_text(f"data: {{root: {tmp}}}\nmodel: {{weights: random}}\n"
+                    f"run: {{output_root: {tmp / 'out'}, notebook_dir: {nbdir}}}\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runner")
@@ -35,17 +48,15 @@ def synthetic_run(tmp_path_factory):
     notebook(nbdir / "02_calibrate.ipynb", "raise ValueError('boom from calibrate')")
     notebook(nbdir / "03_benchmark.ipynb", "print('should never run')")
     notebook(nbdir / "05_ghost_maps.ipynb", "run.publish(label='<script>alert(1)</script>')")
-    params_file = tmp / "p.yaml"
-    params_file.write_text(f"data: {{root: {tmp}}}\nmodel: {{weights: random}}\nrun: {{output_root: {tmp / 'out'}}}\n")
-    params = load_params(params_file)
-    run_dir, results = runner.run_notebooks(params, notebook_dir=nbdir)
+    run_dir, results = runner.run_notebooks(load_params(profile(tmp, nbdir)))
     return run_dir, {r.name: r for r in results}
 
 
 @pytest.mark.slow
 def test_statuses_come_from_papermill(synthetic_run):
     run_dir, results = synthetic_run
-    assert run_dir.name == "p"
+    assert run_dir.name.startswith("p.failed-")
+    assert not (run_dir.parent / "p").exists()  # an incomplete run never takes the profile's place
     assert [results[n].status for n in results] == ["ok", "failed", "skipped", "ok"]
     assert results["02_calibrate"].error == "ValueError: boom from calibrate"
     assert "02_calibrate" in results["03_benchmark"].error
@@ -74,16 +85,104 @@ def test_html_hides_code_and_embeds_figures(synthetic_run):
 def test_index_and_manifest(synthetic_run):
     run_dir, _ = synthetic_run
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["run_dir"] == str(run_dir)
     assert manifest["notebooks"]["02_calibrate"]["status"] == "failed"
+    assert manifest["notebooks"]["01_export"]["artifacts"] == ["artifacts/figures/01_export_line.png"]
     assert set(manifest["cpu"]["flags"]) >= {"avx2", "avx512f", "avx512_vnni", "amx_int8"}
     assert manifest["packages"]["torch"].startswith("2.14.1")
     assert manifest["params"]["model"]["weights"] == "random"
     index = (run_dir / "index.html").read_text()
-    assert "boom from calibrate" in index and "failed" in index and "skipped" in index
+    assert "boom from calibrate" in index and "This run is failed" in index and "skipped" in index
     assert "<script>alert(1)</script>" not in index and "&lt;script&gt;" in index
     assert "data:image/png;base64," in index
     assert "href='01_export.html'" in index
     assert "http://" not in index and "https://" not in index
+
+
+@pytest.fixture()
+def two_step(tmp_path):
+    """01 writes a stamp file; 02 reads it. A counter file counts executions of each."""
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    count = "import pathlib\nc = pathlib.Path(run.params.data.root) / 'count_{n}'\n" \
+            "c.write_text(str(int(c.read_text()) + 1 if c.exists() else 1))\n"
+    notebook(nbdir / "01_export.ipynb", count.format(n="01") + "run.artifact('stamp.txt').write_text('v1')")
+    notebook(nbdir / "02_calibrate.ipynb", count.format(n="02") + "assert run.require('stamp.txt').read_text()\n"
+             "import os\nassert not os.environ.get('FAIL_02')")
+    return tmp_path, nbdir, lambda n: int((tmp_path / f"count_{n}").read_text())
+
+
+@pytest.mark.slow
+def test_complete_run_replaces_the_last_and_failed_run_leaves_it(two_step, monkeypatch):
+    tmp, nbdir, count = two_step
+    params = load_params(profile(tmp, nbdir))
+    first, results = runner.run_notebooks(params)
+    assert first == tmp / "out" / "p" and exit_code(results) == 0
+    index_before = (first / "index.html").read_text()
+    monkeypatch.setenv("FAIL_02", "1")
+    failed, results = runner.run_notebooks(params)
+    assert failed.name.startswith("p.failed-") and exit_code(results) == 1
+    assert (first / "index.html").read_text() == index_before  # untouched
+    assert json.loads((failed / "manifest.json").read_text())["status"] == "failed"
+    # --resume reuses 01 (same params and code) and reruns only 02
+    monkeypatch.delenv("FAIL_02")
+    resumed, results = runner.run_notebooks(params, resume=True)
+    assert resumed == first and exit_code(results) == 0
+    assert count("01") == 2 and count("02") == 3
+    assert "reused from p.failed-" in results[0].note
+    assert (resumed / "artifacts" / "stamp.txt").read_text() == "v1"
+    assert not list((tmp / "out").glob(".p.replaced-*")) and not list((tmp / "out").glob("p.run-*"))
+
+
+@pytest.mark.slow
+def test_only_keeps_the_other_notebooks_results(two_step):
+    tmp, nbdir, count = two_step
+    params = load_params(profile(tmp, nbdir))
+    runner.run_notebooks(params)
+    run_dir, results = runner.run_notebooks(params, only=["02"])
+    assert [r.status for r in results] == ["ok", "ok"]
+    assert "kept from the last complete run" in results[0].note
+    assert (run_dir / "01_export.html").exists() and (run_dir / "artifacts" / "stamp.txt").exists()
+    assert count("01") == 1 and count("02") == 2
+
+
+@pytest.mark.slow
+def test_interrupt_stops_the_kernel_and_keeps_the_last_results(two_step):
+    tmp, nbdir, _ = two_step
+    params_file = profile(tmp, nbdir)
+    assert subprocess.run([sys.executable, "-m", "ghostlab", "run", str(params_file)],
+                          capture_output=True, timeout=120).returncode == 0
+    index_before = (tmp / "out" / "p" / "index.html").read_text()
+    notebook(nbdir / "02_calibrate.ipynb", "import time\nprint('sleeping', flush=True)\ntime.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-m", "ghostlab", "run", str(params_file)],
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until 02's kernel is busy
+        if "02_calibrate ..." in line:
+            break
+    time.sleep(4)
+    mine = f"{runner.KERNEL_TOKEN_VAR}={proc.pid}-".encode()
+
+    def kernels():
+        found = []
+        for p in os.listdir("/proc"):
+            try:
+                if p.isdigit() and any(v.startswith(mine) for v in open(f"/proc/{p}/environ", "rb").read().split(b"\0")):
+                    found.append(p)
+            except OSError:
+                pass
+        return found
+
+    assert kernels(), "the test should see the running kernel"
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "Traceback" not in rest
+    assert not kernels()
+    assert (tmp / "out" / "p" / "index.html").read_text() == index_before
+    (stopped,) = (tmp / "out").glob("p.interrupted-*")
+    manifest = json.loads((stopped / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert manifest["notebooks"]["02_calibrate"]["status"] == "interrupted"
 
 
 def test_select_notebooks_by_number_name_or_stem(tmp_path):
@@ -94,6 +193,17 @@ def test_select_notebooks_by_number_name_or_stem(tmp_path):
 
     with pytest.raises(RunError, match="no such notebook; choose from 01_export"):
         runner.select_notebooks(paths, ["bench"])
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path):
+    from ghostlab.errors import RunError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    notebook(tmp_path / "01_export.ipynb", "pass")
+    params = load_params(profile(tmp_path, tmp_path))
+    with pytest.raises(RunError, match="cannot write the run folder"):
+        runner.run_notebooks(params, out=blocker / "run")
 
 
 def test_exit_codes():
