@@ -148,3 +148,108 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> 
     return fig
 
 
+# ---- 03_benchmark ----
+
+def _bench_settings(rows: list[dict]) -> list[tuple[int, int]]:
+    """(threads, sessions) settings present in benchmark rows, single sessions first."""
+    return sorted({(r["threads"], r["sessions"]) for r in rows}, key=lambda s: (s[1] > 1, s[0], s[1]))
+
+
+def _bench_setting_label(threads: int, sessions: int) -> str:
+    if sessions > 1:
+        return f"{sessions} sessions × {threads} thread"
+    return f"1 session, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def _bench_colors(models: list[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(models)}
+
+
+def bench_throughput(rows: list[dict]) -> Figure:
+    """Throughput (img/s) against batch size, one line per model, one panel per threads/sessions setting."""
+    _png_in_notebooks()
+    settings = _bench_settings(rows)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colors = _bench_colors(models)
+    fig = Figure(figsize=(4.2 * max(len(settings), 1), 3.6))
+    axes = fig.subplots(1, max(len(settings), 1), squeeze=False)[0]
+    for ax, (threads, sessions) in zip(axes, settings):
+        for m in models:
+            pts = sorted((r["batch"], r["img_s"]) for r in rows
+                         if r["model"] == m and r["threads"] == threads and r["sessions"] == sessions)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", color=colors[m], label=m, ls="--" if m == "torch" else "-")
+        ax.set_xscale("log", base=2)
+        batches = sorted({r["batch"] for r in rows})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.set_title(_bench_setting_label(threads, sessions), fontsize=9)
+        ax.set_xlabel("batch size")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("images / s (median round)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def bench_latency(rows: list[dict], batch: int = 1) -> Figure:
+    """Distribution of per-inference latency at ``batch`` (box: quartiles, whiskers: 5–95 %), per setting."""
+    _png_in_notebooks()
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    rows = [r for r in rows if r["batch"] == batch]
+    settings = _bench_settings(rows)
+    fig = Figure(figsize=(4.2 * max(len(settings), 1), 3.6))
+    axes = fig.subplots(1, max(len(settings), 1), squeeze=False)[0]
+    for ax, (threads, sessions) in zip(axes, settings):
+        cell = [r for r in rows if r["threads"] == threads and r["sessions"] == sessions]
+        ax.boxplot([r["latencies_ms"] for r in cell], whis=(5, 95), showfliers=True,
+                   flierprops={"markersize": 2, "alpha": 0.5})
+        ax.set_xticks(range(1, len(cell) + 1), [r["model"] for r in cell], rotation=30, ha="right", fontsize=8)
+        ax.set_title(_bench_setting_label(threads, sessions), fontsize=9)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(2, 5)))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_ylabel(f"latency per inference at batch {batch} (ms, log)")
+    if not rows:
+        axes[0].text(0.5, 0.5, f"batch {batch} was not measured", ha="center", va="center",
+                     transform=axes[0].transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def bench_speedup(rows: list[dict]) -> Figure:
+    """Each int8 variant's throughput over fp32 per grid cell (paired median; bars: inter-quartile range)."""
+    _png_in_notebooks()
+    int8 = [r for r in rows if r["precision"] == "int8" and r["ratio_vs_fp32"] is not None]
+    variants = list(dict.fromkeys(r["model"] for r in int8))
+    cells = list(dict.fromkeys((r["batch"], r["threads"], r["sessions"]) for r in int8))
+    colors = _bench_colors(variants)
+    fig = Figure(figsize=(max(6.0, 0.9 * len(cells) * max(len(variants), 1) ** 0.5 + 2), 3.8))
+    ax = fig.subplots()
+    width = 0.8 / max(len(variants), 1)
+    for i, v in enumerate(variants):
+        by_cell = {(r["batch"], r["threads"], r["sessions"]): r for r in int8 if r["model"] == v}
+        xs = [j + (i - (len(variants) - 1) / 2) * width for j, c in enumerate(cells) if c in by_cell]
+        rs = [by_cell[c] for c in cells if c in by_cell]
+        mid = [r["ratio_vs_fp32"] for r in rs]
+        err = [[m - r["ratio_vs_fp32_iqr"][0] for m, r in zip(mid, rs)],
+               [r["ratio_vs_fp32_iqr"][1] - m for m, r in zip(mid, rs)]]
+        ax.bar(xs, mid, width, color=colors[v], label=v, yerr=err, capsize=2, error_kw={"lw": 0.8})
+    ax.axhline(1.0, color="#444", lw=1, ls="--")
+    ax.set_xticks(range(len(cells)), [f"b{b}\n{s}×{t}t" if s > 1 else f"b{b}\n{t}t" for b, t, s in cells],
+                  fontsize=8)
+    ax.set_ylabel("throughput / fp32 (same rounds)")
+    ax.set_title("int8 speed-up over fp32 (above the dashed line: faster)", fontsize=9)
+    if variants:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no int8 model in this run", ha="center", va="center", transform=ax.transAxes)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,657 @@
+"""Latency and throughput of every model of a run, side by side, on this CPU.
+
+The models: the fp32 ONNX export, every int8 variant, and torch eager (eval mode,
+``torch.inference_mode``) as the baseline a user would otherwise deploy. All are fed the
+canonical ``1 x 3 x S x S`` input (``benchmark.input_size``, 224 by default) whatever size the
+profile trains at: the export has dynamic height/width.
+
+The grid (``grid``) is every batch size x every intra-op thread count (one session), plus
+every batch size x each ``sessions`` count K > 1: K sessions of one thread each, run in
+parallel from K Python threads (ONNX Runtime and torch release the GIL), like a vendor
+tool's instances. For each cell, every model is warmed up and then timed in ``rounds``;
+within a round the models run one after another, the order rotating round by round, so drift
+on a shared machine (other jobs, clock changes) hits every model alike. A round runs at least
+``images_per_round`` images per model (several inferences at small batch sizes).
+
+Per cell and model (``summarize_cell``):
+- latency percentiles p50/p90/p99 over every timed inference (ms per batch);
+- throughput ``img_s``: the median over rounds of images / wall time of the round;
+- ``ratio_vs_fp32``: the median over rounds of (model's img/s) / (fp32's img/s) *in the same
+  round*: paired, so a slow spell that hits a round hits both sides of its ratio.
+  ``ratio_vs_torch`` likewise against torch eager.
+
+Roofline (``peak_macs_per_s``): a model uses ``macs_per_image x img_s`` MAC/s of an
+estimated peak of ``MACs per cycle per core x GHz x cores used``, where, per core and cycle,
+fp32 does ``FMA lanes x FMA units`` MACs (lanes 16 with AVX-512, 8 with AVX2/FMA, 4 otherwise;
+2 FMA units) and int8 does 4x the fp32 lanes with VNNI (``vpdpbusd``: 4 u8 x s8 products per
+32-bit lane), 2x without (``vpmaddubsw`` + ``vpmaddwd``), and 1024 with AMX-INT8. This is an
+optimistic upper bound from the ISA and the nominal clock: depthwise and 1x1 convolutions on
+small feature maps are memory-bound, so a few percent is normal for GhostNet.
+
+``artifacts/benchmark.json`` (``write_json`` of ``run_benchmark``'s result)::
+
+    {
+      "version": 1,
+      "input_shape": [3, 224, 224],
+      "cpu": {...},                 # ghostlab.system.cpu_info(): model, cores, mhz, flags, vnni
+      "settings": {"batch_sizes": [..], "threads": [..], "sessions": [..], "warmup": int,
+                   "rounds": int, "images_per_round": int, "quick": bool},
+      "models": {"<model>": {"kind": "onnx" | "torch", "precision": "fp32" | "int8",
+                             "path": str | null, "activation_type": "uint8" | "int8" | null,
+                             "weight_type": "int8" | "uint8" | null, "macs": int, "size_mb": float}},
+      "peak": {"ghz": float, "fp32_macs_per_cycle_per_core": int,
+               "int8_macs_per_cycle_per_core": int, "formula": str},
+      "results": [                  # one row per model and grid cell
+        {"model": "fp32" | "int8_<variant>" | "torch", "kind": ..., "precision": ...,
+         "batch": int, "threads": int,   # intra-op threads per session, resolved (0 -> cores)
+         "sessions": int,                # parallel sessions (1: a single session)
+         "all_cores": bool,              # threads x sessions == cores
+         "p50_ms": float, "p90_ms": float, "p99_ms": float, "mean_ms": float,  # per inference
+         "img_s": float, "ratio_vs_fp32": float | null, "ratio_vs_fp32_iqr": [q25, q75] | null,
+         "ratio_vs_torch": float | null, "gmac_s": float, "peak_gmac_s": float,
+         "peak_fraction": float, "samples": int, "latencies_ms": [float], "round_img_s": [float]}
+      ],
+      "headline": {"batch": int, "threads": int, "fp32_img_s": float, "torch_img_s": float | null,
+                   "fp32_vs_torch": float | null, "fp32_vs_torch_1_thread": float | null,
+                   "best_int8": str | null,
+                   "best_int8_img_s": float | null, "best_int8_vs_fp32": float | null},
+      "warnings": [str],
+      "load_average": {"before": [1, 5, 15 min], "after": [...]},
+      "seconds": float
+    }
+
+Readers pick rows with ``select(result, model=..., batch=..., threads=..., sessions=1)``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import RunError
+
+VERSION = 1
+RESULT_KEYS = ("model", "kind", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
+               "p99_ms", "mean_ms", "img_s", "ratio_vs_fp32", "ratio_vs_fp32_iqr", "ratio_vs_torch", "gmac_s",
+               "peak_gmac_s", "peak_fraction", "samples", "latencies_ms", "round_img_s")
+FMA_UNITS = 2
+AMX_INT8_MACS_PER_CYCLE = 1024
+PEAK_FORMULA = ("peak MAC/s = MACs per cycle per core x GHz x cores used; fp32: FMA lanes (16 AVX-512, "
+                "8 AVX2, 4 SSE) x 2 FMA units; int8: 4x the fp32 lanes with VNNI, 2x without, "
+                "1024 with AMX-INT8")
+QUICK = {"warmup": 1, "rounds": 2, "images_per_round": 1, "max_batch_sizes": 2}
+
+
+# ---------------------------------------------------------------- the grid
+
+@dataclass(frozen=True)
+class Cell:
+    """One setting of the grid: batch size, intra-op threads per session, parallel sessions."""
+
+    batch: int
+    threads: int
+    sessions: int = 1
+
+    def label(self) -> str:
+        if self.sessions > 1:
+            return f"b{self.batch} · {self.sessions}×{self.threads}t"
+        return f"b{self.batch} · {self.threads}t"
+
+
+def _cores(count: int, cores: int) -> int:
+    return cores if count == 0 else count
+
+
+def effective_settings(bench: Any) -> dict:
+    """The grid and round counts actually used (quick mode shrinks them)."""
+    s = {
+        "batch_sizes": list(bench.batch_sizes),
+        "threads": list(bench.threads),
+        "sessions": list(bench.sessions),
+        "warmup": bench.warmup,
+        "rounds": bench.rounds,
+        "images_per_round": bench.images_per_round,
+        "quick": bench.quick,
+    }
+    if bench.quick:
+        s["batch_sizes"] = s["batch_sizes"][:QUICK["max_batch_sizes"]]
+        s["warmup"] = min(s["warmup"], QUICK["warmup"])
+        s["rounds"] = min(s["rounds"], QUICK["rounds"])
+        s["images_per_round"] = min(s["images_per_round"], QUICK["images_per_round"])
+    return s
+
+
+def grid(settings: dict, cores: int) -> list[Cell]:
+    """Cells in measuring order: per batch size, each thread count (one session), then each K > 1
+    sessions of one thread.
+
+    Thread and session counts of 0 mean all cores; cells that resolve to the same setting
+    (e.g. threads 1 and 0 on a one-core machine) appear once.
+    """
+    cells: list[Cell] = []
+    for batch in settings["batch_sizes"]:
+        cells.extend(Cell(batch, _cores(t, cores), 1) for t in settings["threads"])
+        cells.extend(Cell(batch, 1, _cores(k, cores)) for k in settings["sessions"] if _cores(k, cores) > 1)
+    return list(dict.fromkeys(cells))
+
+
+def runs_per_round(batch: int, images_per_round: int) -> int:
+    """Inferences per model per round: enough for ``images_per_round`` images, at least one."""
+    return max(1, -(-images_per_round // batch))
+
+
+# ---------------------------------------------------------------- the models
+
+@dataclass
+class BenchModel:
+    """A model to time: ``make_runner(threads)`` returns ``run(x)``, one inference on a batch."""
+
+    name: str
+    kind: str  # onnx | torch
+    precision: str  # fp32 | int8
+    macs: int
+    make_runner: Callable[[int], Callable[[np.ndarray], Any]]
+    path: Path | None = None
+    activation_type: str | None = None
+    weight_type: str | None = None
+    set_threads: Callable[[int], None] | None = None
+    """torch: the intra-op thread count is process-wide, so a cell sets it once for all runners."""
+
+    def facts(self) -> dict:
+        return {
+            "kind": self.kind, "precision": self.precision,
+            "path": str(self.path) if self.path else None,
+            "activation_type": self.activation_type, "weight_type": self.weight_type,
+            "macs": self.macs,
+            "size_mb": self.path.stat().st_size / 2**20 if self.path and self.path.exists() else None,
+        }
+
+
+_ONNX_INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16"}
+
+
+def quant_types(path: str | Path) -> dict:
+    """Activation and weight integer types of a quantized ONNX model (QDQ or QOperator).
+
+    Activations: the zero points of ``QuantizeLinear`` nodes (uint8 when absent, as ONNX
+    defines); weights: initializers fed to ``DequantizeLinear``. Both None for a float model.
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    init_types = {i.name: i.data_type for i in graph.initializer}
+    act, weight = Counter(), Counter()
+    for node in graph.node:
+        ins = list(node.input)
+        if node.op_type == "QuantizeLinear":
+            dtype = init_types.get(ins[2]) if len(ins) > 2 and ins[2] else 2
+            act[_ONNX_INT_TYPES.get(dtype, str(dtype))] += 1
+        elif node.op_type == "DequantizeLinear" and ins[0] in init_types:
+            if init_types[ins[0]] in (2, 3):  # int32 biases are not weights
+                weight[_ONNX_INT_TYPES[init_types[ins[0]]]] += 1
+        elif node.op_type in ("QLinearConv", "QLinearMatMul") and len(ins) > 5:
+            act[_ONNX_INT_TYPES.get(init_types.get(ins[2], 2), "?")] += 1
+            weight[_ONNX_INT_TYPES.get(init_types.get(ins[5], 3), "?")] += 1
+    return {
+        "activation_type": act.most_common(1)[0][0] if act else None,
+        "weight_type": weight.most_common(1)[0][0] if weight else None,
+    }
+
+
+def _ort_runner(path: Path, spin: bool) -> Callable[[int], Callable[[np.ndarray], Any]]:
+    def make(threads: int) -> Callable[[np.ndarray], Any]:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        # Idle workers that spin would steal the cores of the model that runs next.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})
+
+    return make
+
+
+def check_input(path: str | Path, batch_sizes: Sequence[int], size: int) -> None:
+    """Raise when the model's input has a fixed axis the benchmark would feed another size."""
+    import onnx
+
+    path = Path(path)
+    graph = onnx.load(str(path), load_external_data=False).graph
+    init = {i.name for i in graph.initializer}
+    inp = next(i for i in graph.input if i.name not in init)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
+    problems = []
+    if dims and dims[0] is not None and any(b != dims[0] for b in batch_sizes):
+        problems.append(f"the batch is fixed at {dims[0]}")
+    for axis, what in ((2, "height"), (3, "width")):
+        if len(dims) > axis and dims[axis] not in (None, size):
+            problems.append(f"the {what} is fixed at {dims[axis]} (the benchmark feeds {size})")
+    if problems:
+        raise RunError(f"{path.name}: {' and '.join(problems)}; re-export with export.dynamic_batch and "
+                       f"export.dynamic_spatial true (or set benchmark.input_size to the export size)")
+
+
+def onnx_model(name: str, path: str | Path, macs: int, spin: bool = False) -> BenchModel:
+    path = Path(path)
+    types = quant_types(path)
+    precision = "int8" if types["activation_type"] or types["weight_type"] else "fp32"
+    return BenchModel(name, "onnx", precision, macs, _ort_runner(path, spin), path, **types)
+
+
+def torch_model(model: Any, macs: int, name: str = "torch") -> BenchModel:
+    """Torch eager in eval mode under ``inference_mode``; the fair baseline."""
+    import torch
+
+    model = model.eval()
+
+    def make(threads: int) -> Callable[[np.ndarray], Any]:
+        def run(x: np.ndarray) -> Any:
+            with torch.inference_mode():
+                return model(torch.from_numpy(x))
+
+        return run
+
+    return BenchModel(name, "torch", "fp32", macs, make, set_threads=torch.set_num_threads)
+
+
+# ---------------------------------------------------------------- timing
+
+@dataclass
+class Round:
+    """One model's share of one round: per-inference latencies and the round's wall time."""
+
+    latencies: list[float]  # seconds
+    wall: float  # seconds, first start to last end
+    images: int
+
+    @property
+    def img_s(self) -> float:
+        return self.images / self.wall if self.wall > 0 else float("nan")
+
+
+def _timed(fn: Callable[[np.ndarray], Any], x: np.ndarray, runs: int) -> tuple[list[float], float, float]:
+    lat = []
+    start = time.perf_counter()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn(x)
+        lat.append(time.perf_counter() - t0)
+    return lat, start, time.perf_counter()
+
+
+def _one_round(runners: list[Callable[[np.ndarray], Any]], x: np.ndarray, runs: int,
+               pool: ThreadPoolExecutor | None) -> Round:
+    batch = len(x)
+    if pool is None:
+        lat, start, end = _timed(runners[0], x, runs)
+        return Round(lat, end - start, runs * batch)
+    barrier = threading.Barrier(len(runners))
+
+    def work(fn: Callable[[np.ndarray], Any]) -> tuple[list[float], float, float]:
+        barrier.wait()  # all sessions start together
+        return _timed(fn, x, runs)
+
+    parts = [f.result() for f in [pool.submit(work, fn) for fn in runners]]
+    wall = max(p[2] for p in parts) - min(p[1] for p in parts)
+    return Round([t for p in parts for t in p[0]], wall, runs * batch * len(runners))
+
+
+def measure_cell(cell: Cell, models: Sequence[BenchModel], settings: dict, size: int,
+                 cache: dict | None = None) -> dict[str, list[Round]]:
+    """Warm up every model at this cell, then time ``rounds`` interleaved rounds.
+
+    ``cache`` keeps runners (ONNX Runtime sessions) between cells: key (model, threads, i).
+    """
+    cache = {} if cache is None else cache
+    for m in models:
+        if m.set_threads:
+            m.set_threads(cell.threads)
+    runners = {}
+    for m in models:
+        # Sessions are kept between cells of the same thread count (session i of K reused).
+        for i in range(cell.sessions):
+            if (m.name, cell.threads, i) not in cache:
+                cache[(m.name, cell.threads, i)] = m.make_runner(cell.threads)
+        runners[m.name] = [cache[(m.name, cell.threads, i)] for i in range(cell.sessions)]
+    x = canonical_input(cell.batch, size)
+    runs = runs_per_round(cell.batch, settings["images_per_round"])
+    pool = ThreadPoolExecutor(cell.sessions) if cell.sessions > 1 else None
+    try:
+        for _ in range(settings["warmup"]):
+            for m in models:
+                _one_round(runners[m.name], x, runs, pool)
+        out: dict[str, list[Round]] = {m.name: [] for m in models}
+        for r in range(settings["rounds"]):
+            for m in _rotated(models, r):
+                out[m.name].append(_one_round(runners[m.name], x, runs, pool))
+        return out
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _rotated(items: Sequence, r: int) -> list:
+    k = r % len(items) if items else 0
+    return list(items[k:]) + list(items[:k])
+
+
+# ---------------------------------------------------------------- summaries
+
+def percentiles_ms(latencies: Sequence[float]) -> dict:
+    """p50/p90/p99 and mean of latencies given in seconds, in milliseconds (linear interpolation)."""
+    a = np.asarray(latencies, dtype=np.float64) * 1e3
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(a.mean())}
+
+
+def paired_ratio(rounds: Sequence[Round], reference: Sequence[Round]) -> tuple[float, list[float]]:
+    """Median and inter-quartile range over rounds of img/s(model) / img/s(reference) in the same round."""
+    ratios = np.array([a.img_s / b.img_s for a, b in zip(rounds, reference)], dtype=np.float64)
+    if not len(ratios):
+        return float("nan"), [float("nan"), float("nan")]
+    q25, q50, q75 = np.percentile(ratios, [25, 50, 75])
+    return float(q50), [float(q25), float(q75)]
+
+
+def peak_macs_per_cycle(cpu: dict, precision: str) -> int:
+    """MACs one core can start per cycle for ``precision`` (see the module docstring)."""
+    flags = cpu.get("flags", {})
+    lanes = 16 if flags.get("avx512f") else 8 if (flags.get("avx2") or flags.get("fma")) else 4
+    fp32 = lanes * FMA_UNITS
+    if precision != "int8":
+        return fp32
+    if flags.get("amx_int8"):
+        return AMX_INT8_MACS_PER_CYCLE
+    return fp32 * (4 if cpu.get("vnni") else 2)
+
+
+def peak_macs_per_s(cpu: dict, precision: str, cores_used: int) -> float:
+    ghz = (cpu.get("mhz") or 0.0) / 1e3
+    return peak_macs_per_cycle(cpu, precision) * ghz * 1e9 * cores_used
+
+
+def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence[BenchModel],
+                   cpu: dict, reference: str = "fp32", baseline: str = "torch") -> list[dict]:
+    """One result row per model for one cell (the layout in the module docstring)."""
+    rows = []
+    cores_used = min(cell.threads * cell.sessions, cpu.get("cores") or 1)
+    for m in models:
+        rounds = timings[m.name]
+        lat = [t for r in rounds for t in r.latencies]
+        img_s = float(np.median([r.img_s for r in rounds]))
+        row = {"model": m.name, "kind": m.kind, "precision": m.precision, "batch": cell.batch,
+               "threads": cell.threads, "sessions": cell.sessions,
+               "all_cores": cell.threads * cell.sessions == cpu.get("cores"),
+               **percentiles_ms(lat), "img_s": img_s,
+               "ratio_vs_fp32": None, "ratio_vs_fp32_iqr": None, "ratio_vs_torch": None}
+        if reference in timings:
+            row["ratio_vs_fp32"], row["ratio_vs_fp32_iqr"] = paired_ratio(rounds, timings[reference])
+        if baseline in timings:
+            row["ratio_vs_torch"] = paired_ratio(rounds, timings[baseline])[0]
+        peak = peak_macs_per_s(cpu, m.precision, cores_used)
+        row["gmac_s"] = m.macs * img_s / 1e9
+        row["peak_gmac_s"] = peak / 1e9
+        row["peak_fraction"] = m.macs * img_s / peak if peak > 0 else None
+        row["samples"] = len(lat)
+        row["latencies_ms"] = [round(t * 1e3, 4) for t in lat]
+        row["round_img_s"] = [round(r.img_s, 3) for r in rounds]
+        rows.append(row)
+    return rows
+
+
+def select(result: dict, model: str | None = None, batch: int | None = None,
+           threads: int | None = None, sessions: int | None = 1) -> list[dict]:
+    """Result rows matching every given key (None: any)."""
+    want = {"model": model, "batch": batch, "threads": threads, "sessions": sessions}
+    return [r for r in result["results"] if all(v is None or r[k] == v for k, v in want.items())]
+
+
+def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
+    """Best int8 over fp32 and fp32 over torch at ``batch`` (or the closest batch), all cores, one session."""
+    batches = sorted({r["batch"] for r in rows if r["sessions"] == 1})
+    if not batches:
+        return {}
+    b = min(batches, key=lambda v: (abs(v - batch), -v))
+    cell = [r for r in rows if r["batch"] == b and r["sessions"] == 1]
+    threads = max(r["threads"] for r in cell)  # all cores when the grid has it
+    cell = {r["model"]: r for r in cell if r["threads"] == threads}
+    int8 = [r for r in cell.values() if r["precision"] == "int8" and r["ratio_vs_fp32"] is not None]
+    best = max(int8, key=lambda r: r["ratio_vs_fp32"], default=None)
+    fp32, torch = cell.get("fp32"), cell.get("torch")
+    # One thread is immune to a busy machine descheduling one of torch's OpenMP threads.
+    single = {r["model"]: r for r in rows if r["batch"] == b and r["sessions"] == 1 and r["threads"] == 1}
+    return {
+        "batch": b, "threads": threads, "all_cores": threads == cores,
+        "fp32_img_s": fp32["img_s"] if fp32 else None,
+        "torch_img_s": torch["img_s"] if torch else None,
+        "fp32_vs_torch": fp32["ratio_vs_torch"] if fp32 else None,
+        "fp32_vs_torch_1_thread": single["fp32"]["ratio_vs_torch"] if "fp32" in single else None,
+        "best_int8": best["model"] if best else None,
+        "best_int8_img_s": best["img_s"] if best else None,
+        "best_int8_vs_fp32": best["ratio_vs_fp32"] if best else None,
+    }
+
+
+# ---------------------------------------------------------------- warnings
+
+def isa_warnings(cpu: dict, models: Sequence[BenchModel] | dict) -> list[str]:
+    """What in the CPU or the models makes int8 (or everything) slower than it could be."""
+    facts = models if isinstance(models, dict) else {m.name: m.facts() for m in models}
+    out = []
+    int8 = {n: f for n, f in facts.items() if f["precision"] == "int8"}
+    flags = cpu.get("flags", {})
+    if not flags.get("avx2"):
+        out.append("this CPU has no AVX2: ONNX Runtime falls back to SSE kernels and every model runs slowly")
+    if int8 and not cpu.get("vnni"):
+        out.append("this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): int8 convolutions use the older "
+                   "u8 x s8 multiply-add path and are likely to be little or no faster than fp32")
+    x86 = str(cpu.get("machine", "")).lower() in ("x86_64", "amd64", "i686", "x86")
+    for name, f in int8.items():
+        if x86 and f["activation_type"] == "int8" and f["weight_type"] == "int8":
+            out.append(f"{name} uses int8 activations with int8 weights (S8S8): on x86 ONNX Runtime runs this "
+                       f"far slower than uint8 activations (U8S8); calibrate it with activation_type: uint8")
+    return out
+
+
+def load_warning(before: Sequence[float], cores: int) -> str | None:
+    if before and before[0] > 0.5 * cores:
+        return (f"the machine was busy when the benchmark started (1-min load {before[0]:.1f} on {cores} cores): "
+                f"absolute timings are noisy; the paired ratios hold up better")
+    return None
+
+
+# ---------------------------------------------------------------- the whole benchmark
+
+def canonical_input(batch: int, size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((batch, 3, size, size), dtype=np.float32)
+
+
+def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict:
+    """Measure every model on every cell of ``bench`` (BenchmarkParams); returns the
+    ``benchmark.json`` layout (module docstring)."""
+    from .system import cpu_info
+
+    cpu = cpu or cpu_info()
+    settings = effective_settings(bench)
+    cells = grid(settings, cpu["cores"])
+    before = list(os.getloadavg())
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    cache: dict = {}
+    try:
+        for i, cell in enumerate(cells):
+            if progress:
+                progress(f"[{i + 1}/{len(cells)}] {cell.label()}")
+            timings = measure_cell(cell, models, settings, bench.input_size, cache)
+            rows.extend(summarize_cell(cell, timings, models, cpu))
+    finally:
+        cache.clear()
+        _restore_torch_threads(cpu["cores"])
+    facts = {m.name: m.facts() for m in models}
+    after = list(os.getloadavg())
+    warnings = isa_warnings(cpu, facts)
+    busy = load_warning(before, cpu["cores"])
+    if busy:
+        warnings.append(busy)
+    if settings["quick"]:
+        warnings.append("quick mode (benchmark.quick): few rounds on a reduced grid; numbers are indicative only")
+    return {
+        "version": VERSION,
+        "input_shape": [3, bench.input_size, bench.input_size],
+        "cpu": cpu,
+        "settings": settings,
+        "models": facts,
+        "peak": {"ghz": (cpu.get("mhz") or 0) / 1e3,
+                 "fp32_macs_per_cycle_per_core": peak_macs_per_cycle(cpu, "fp32"),
+                 "int8_macs_per_cycle_per_core": peak_macs_per_cycle(cpu, "int8"),
+                 "formula": PEAK_FORMULA},
+        "results": rows,
+        "headline": headline(rows, cpu["cores"], bench.headline_batch),
+        "warnings": warnings,
+        "load_average": {"before": before, "after": after},
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _restore_torch_threads(cores: int) -> None:
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(cores)
+
+
+def run_models(run: Any) -> tuple[list[BenchModel], dict]:
+    """The run's models: fp32 + int8 ONNX (``run.onnx_models()``) and torch eager; plus facts
+    about the network (MACs at the benchmark's input size, the export's input size)."""
+    from . import models as gm
+    from .runfolder import read_json
+
+    p = run.params
+    export = read_json(run.require("export.json", "01_export"))
+    onnx_paths = run.onnx_models()
+    if "fp32" not in onnx_paths:
+        run.require("model.onnx", "01_export")
+    net = gm.load_model(p, export.get("num_classes"))
+    size = p.benchmark.input_size
+    macs = gm.count_macs(net, size)
+
+    batches = effective_settings(p.benchmark)["batch_sizes"]
+    out = []
+    for name, path in onnx_paths.items():
+        check_input(path, batches, size)
+        out.append(onnx_model(name, path, macs, p.benchmark.spin))
+    if p.benchmark.include_torch:
+        out.append(torch_model(net, macs))
+    return out, {"macs": macs, "input_size": size, "export_input_size": export.get("input_size")}
+
+
+def benchmark_run(run: Any, progress: Callable[[str], None] | None = None) -> dict:
+    """Notebook 03: measure the run's models, write ``artifacts/benchmark.json``, return it."""
+    from .runfolder import write_json
+
+    models, facts = run_models(run)
+    result = run_benchmark(models, run.params.benchmark, progress=progress)
+    result["model_facts"] = facts
+    write_json(run.artifact("benchmark.json"), result)
+    return result
+
+
+# ---------------------------------------------------------------- rows for tables
+
+def machine_rows(result: dict) -> list[dict]:
+    cpu, s = result["cpu"], result["settings"]
+    flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on) or "none"
+    return [
+        {"fact": "CPU", "value": cpu.get("model")},
+        {"fact": "cores available", "value": cpu.get("cores")},
+        {"fact": "clock (MHz, nominal)", "value": cpu.get("mhz")},
+        {"fact": "ISA flags", "value": flags},
+        {"fact": "VNNI (fast int8)", "value": "yes" if cpu.get("vnni") else "no"},
+        {"fact": "input", "value": "1×" + "×".join(map(str, result["input_shape"])) + " per image"},
+        {"fact": "grid", "value": f"batch {s['batch_sizes']}, threads {s['threads']} (0: all cores), "
+                                  f"sessions {s['sessions']}"},
+        {"fact": "rounds", "value": f"{s['warmup']} warm-up + {s['rounds']} timed, ≥{s['images_per_round']} "
+                                    f"images per model per round" + (" (quick mode)" if s["quick"] else "")},
+        {"fact": "load average before / after", "value": " / ".join(
+            f"{v[0]:.2f}" for v in (result["load_average"]["before"], result["load_average"]["after"]))},
+        {"fact": "measured in", "value": f"{result['seconds']:.1f} s"},
+    ]
+
+
+def model_rows(result: dict) -> list[dict]:
+    return [{"model": n, "kind": f["kind"], "precision": f["precision"],
+             "activations": f["activation_type"] or "fp32", "weights": f["weight_type"] or "fp32",
+             "MMACs / image": f["macs"] / 1e6, "size (MB)": f["size_mb"]}
+            for n, f in result["models"].items()]
+
+
+def warning_rows(result: dict) -> list[dict]:
+    return [{"warning": w} for w in result["warnings"]] or [{"warning": "none"}]
+
+
+def result_rows(result: dict) -> list[dict]:
+    """The full table: one row per cell and model."""
+    return [{"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
+             "p50 ms": r["p50_ms"], "p90 ms": r["p90_ms"], "p99 ms": r["p99_ms"], "img/s": r["img_s"],
+             "× fp32": r["ratio_vs_fp32"], "× torch": r["ratio_vs_torch"], "samples": r["samples"]}
+            for r in result["results"]]
+
+
+def headline_rows(result: dict) -> list[dict]:
+    """The cell the report leads with (batch 8, all cores): each model's numbers side by side."""
+    h = result["headline"]
+    if not h:
+        return []
+    def rounded(v: float | None, digits: int) -> float | None:
+        return None if v is None else round(v, digits)
+
+    return [{"model": r["model"], "p50 ms": rounded(r["p50_ms"], 2), "img/s": rounded(r["img_s"], 1),
+             "× fp32": rounded(r["ratio_vs_fp32"], 2), "× torch": rounded(r["ratio_vs_torch"], 2),
+             "% of peak": rounded(100 * r["peak_fraction"], 2) if r["peak_fraction"] is not None else None}
+            for r in select(result, batch=h["batch"], threads=h["threads"])]
+
+
+def headline_title(result: dict) -> str:
+    h = result["headline"]
+    if not h:
+        return "no single-session cell"
+    return f"batch {h['batch']}, {h['threads']} thread{'s' if h['threads'] > 1 else ''}" + (
+        " (all cores)" if h["all_cores"] else "")
+
+
+def headline_values(result: dict) -> dict:
+    """Key numbers for the index page."""
+    h = result["headline"]
+    if not h:
+        return {}
+    out = {"setting": headline_title(result),
+           "fp32 img/s": round(h["fp32_img_s"], 1) if h["fp32_img_s"] else None}
+    if h["best_int8"]:
+        out[f"best int8 ({h['best_int8']}) × fp32"] = round(h["best_int8_vs_fp32"], 2)
+    if h["fp32_vs_torch"] is not None:
+        out["ORT fp32 × torch eager"] = round(h["fp32_vs_torch"], 2)
+    if h["fp32_vs_torch_1_thread"] is not None and h["threads"] != 1:
+        out["ORT fp32 × torch eager, 1 thread"] = round(h["fp32_vs_torch_1_thread"], 2)
+    return out
+
+
+def roofline_rows(result: dict) -> list[dict]:
+    """MAC rate each model reaches against the estimated peak of the cores it used."""
+    return [{"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
+             "GMAC/s": r["gmac_s"], "peak GMAC/s": r["peak_gmac_s"],
+             "% of peak": 100 * r["peak_fraction"] if r["peak_fraction"] is not None else None}
+            for r in result["results"] if r["sessions"] == 1 and r["threads"] == max(
+                x["threads"] for x in result["results"] if x["sessions"] == 1)]
