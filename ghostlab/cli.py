@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ EXAMPLES = """examples:
   ghostlab run params/demo.yaml                      every notebook on the demo profile
   ghostlab run params/imagenet.yaml -p data.root=/data/imagenet -p model.weights=ghostnet.pth
   ghostlab run params/demo.yaml --only export,calibrate --show-code
+  ghostlab run params/demo.yaml --resume             rerun only what failed or changed since the last run
+  ghostlab profiles                                  list the params files
   ghostlab demo                                      build the demo dataset and model only
   ghostlab evaluate params/demo.yaml                 re-evaluate the demo run's models, print the table
 """
@@ -77,6 +80,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def profile_summaries(folder: Path) -> list[tuple[str, str]]:
+    """(file, first comment line) for every params file in ``folder``."""
+    out = []
+    for path in sorted(folder.glob("*.yaml")):
+        lines = [ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")]
+        shown = os.path.relpath(path)
+        out.append((shown if not shown.startswith("..") else str(path), lines[0] if lines else ""))
+    return out
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    rows = profile_summaries(folder)
+    if not rows:
+        raise RunError(f"no params files (*.yaml) in {folder}")
+    width = max(len(f) for f, _ in rows)
+    for file, line in rows:
+        print(f"{file:<{width}}  {line}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     default_demo = Path(__file__).resolve().parent.parent / "params" / "demo.yaml"
     parser = argparse.ArgumentParser(
@@ -101,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", metavar="RUN_DIR", help="the run folder holding artifacts/model.onnx "
                    "(default: <run.output_root>/<profile>)")
     e.set_defaults(func=_cmd_evaluate)
+
+    pr = sub.add_parser("profiles", help="list the params files, one line each")
+    pr.add_argument("folder", nargs="?", default=str(default_demo.parent))
+    pr.set_defaults(func=_cmd_profiles)
 
     d = sub.add_parser("demo", help="build the demo dataset and train the demo model (cached)")
     d.add_argument("params", nargs="?", default=str(default_demo))
