@@ -364,8 +364,11 @@ def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
     if info["calibration_from_eval_set"]:  # 02 drew its calibration and hold-out images from these
         _, calibration = data.calibration_set(p, preprocess, show_progress=False)
     indices = evaluation_indices(len(images), calibration, p.evaluate.exclude_calibration, p.evaluate.max_images)
-    excluded = len(np.unique(calibration)) if calibration is not None and p.evaluate.exclude_calibration else 0
-    info.update(evaluated=len(indices), calibration_excluded=excluded)
+    if calibration is not None:
+        info["calibration_images"] = int(len(np.unique(calibration)))
+    info.update(evaluated=len(indices),
+                calibration_excluded=info["calibration_images"] if calibration is not None
+                and p.evaluate.exclude_calibration else 0)
     if len(indices) == 0:
         raise DataError("no images left to evaluate (all were calibration images or evaluate.max_images is 0); "
                         "set evaluate.exclude_calibration: false or use a separate data.calibration_root")

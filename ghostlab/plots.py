@@ -101,13 +101,15 @@ def top1_drop_intervals(rows: list[dict], title: str = "int8 top-1 drop vs fp32,
         ax.plot([d], [y], "o", color=color)
         ax.text(hi, y, f"  {d:+.2f} pp", va="center", fontsize=8)
     ax.axvline(0, color="#888", lw=1, ls="--")
+    lows = [r["ci_low"] for r in rows if r["ci_low"] == r["ci_low"]]
+    highs = [r["ci_high"] for r in rows if r["ci_high"] == r["ci_high"]]
+    ax.set_xlim(min(lows + [-1.0]) - 0.5, max(highs + [1.0]) + 1.0)  # at least ±1 pp: zero-width intervals stay readable
     ax.set_yticks(range(len(rows)), [r["model"] for r in rows])
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.invert_yaxis()
     ax.set_xlabel("top-1 drop (percentage points; > 0: int8 is worse)")
     ax.set_title(title + ("\nred: McNemar p < 0.05" if any(r.get("significant") for r in rows) else ""),
                  fontsize=10)
-    ax.margins(x=0.25)
     fig.tight_layout()
     return fig
 
@@ -130,13 +132,13 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> 
     if len(front) > 1:
         ax.step([p["latency_ms"] for p in front], [p["top1"] for p in front], where="post",
                 color="#999", lw=1, zorder=1, label="Pareto front")
-    for p in points:
+    for i, p in enumerate(points):
         fp32 = p["model"] == "fp32"
         ax.scatter([p["latency_ms"]], [p["top1"]], s=60, zorder=2,
                    color="#4c72b0" if fp32 else ("#dd8452" if p.get("pareto") else "#bbbbbb"),
                    edgecolor="k" if p.get("pareto") else "none")
-        ax.annotate(p["model"], (p["latency_ms"], p["top1"]), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8)
+        ax.annotate(p["model"], (p["latency_ms"], p["top1"]), textcoords="offset points",
+                    xytext=(6, 4 - 11 * (i % 3)), fontsize=8)  # staggered: close points keep legible labels
     setting = points[0].get("setting")
     ax.set_xlabel("latency, p50 (ms)" + (f" — {setting}" if setting else ""))
     ax.set_ylabel("top-1 (%)")

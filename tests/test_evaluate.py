@@ -266,3 +266,100 @@ def test_top1_top5_equal_torch_on_the_same_tensors(tmp_path):
                     "n": len(labels)}
     assert preds.models["fp32"].top_ids.tolist() == top5.tolist()
     assert preds.labels.tolist() == labels.tolist()
+
+
+# ---------------------------------------------------------------- the step on a run folder
+
+def _seed_dataset(root, per_class=4, classes=4, size=40):
+    from PIL import Image
+
+    (root / "val").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(per_class * classes):
+        name = f"img_{i:03d}.png"
+        Image.fromarray((rng.random((size, size + 4, 3)) * 255).astype(np.uint8)).save(root / "val" / name)
+        lines.append(f"{name} {i % classes}")
+    (root / "val_label.txt").write_text("\n".join(lines) + "\n")
+    (root / "label.txt").write_text("".join(f"class {c}, with comma\n" for c in range(classes)))
+
+
+@pytest.mark.slow
+def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_path):
+    import json
+    import shutil
+
+    from ghostlab import data, export, models
+    from ghostlab.config import load_params
+    from ghostlab.runfolder import NotebookRun
+
+    _seed_dataset(tmp_path / "data")
+    (tmp_path / "p.yaml").write_text(
+        "model: {name: ghostnet_050, weights: random, input_size: 32, num_classes: 4}\n"
+        "data: {dataset: seed, root: data, preprocessing: custom, resize: 36, crop: 32, cache_dir: cache}\n"
+        "calibrate: {num_images: 4, variants: [{name: copy, method: minmax}]}\n"
+        "evaluate: {batch_size: 5, bootstrap: 50, exclude_calibration: true}\n")
+    params = load_params(tmp_path / "p.yaml")
+    run = NotebookRun("04_evaluate", params, tmp_path / "run")
+    export.export_onnx(models.load_model(params, 4), run.artifact("model.onnx"), 32)
+    shutil.copy(run.artifact("model.onnx"), run.artifact("int8_copy.onnx"))  # a stand-in: same outputs
+
+    result = ev.evaluate_run(run, progress=False)
+
+    doc = json.loads(run.artifact("evaluation.json").read_text())
+    assert set(doc["models"]) == {"fp32", "int8_copy"} and set(doc["paired"]) == {"int8_copy"}
+    assert {"top1", "top5", "n"} <= set(doc["models"]["fp32"]) and doc["models"]["fp32"]["n"] == 12
+    paired = doc["paired"]["int8_copy"]
+    assert {"agreement", "flips_right_to_wrong", "flips_wrong_to_right", "mcnemar_p", "top1_drop_ci95"} <= set(paired)
+    assert (paired["agreement"], paired["flips_right_to_wrong"], paired["mcnemar_p"]) == (100.0, 0, 1.0)
+    assert doc["data"]["calibration_from_eval_set"] and doc["data"]["calibration_excluded"] == 4
+    assert doc["reference"] == []  # ghostnet_050 on 4 classes: no published row applies
+
+    # the CSV names the evaluated files: every image but the 4 calibration ones, in dataset order
+    _, calib = data.calibration_set(params, data.preprocess_for(params), show_progress=False)
+    rows = ev.read_predictions_csv(run.artifact("predictions_fp32.csv"))
+    all_files = [f"val/img_{i:03d}.png" for i in range(16)]
+    assert [r["file"] for r in rows] == [f for i, f in enumerate(all_files) if i not in set(calib.tolist())]
+    assert [r["label"] for r in rows] == [int(f[8:11]) % 4 for f in (r["file"] for r in rows)]
+    assert all(len(r["pred"]) == 4 and r["prob"] == sorted(r["prob"], reverse=True) for r in rows)
+    assert rows == ev.read_predictions_csv(run.artifact("predictions_int8_copy.csv"))
+    assert result.accuracy["fp32"]["top1"] == pytest.approx(
+        100.0 * np.mean([r["pred"][0] == r["label"] for r in rows]))
+    text = "\n".join(str(r) for r in ev.data_rows(result))
+    assert "excluded" in text and "4 calibration images" in text
+
+
+# ---------------------------------------------------------------- notebook 04 in the tiny pipeline
+
+@pytest.mark.slow
+def test_tiny_run_report_has_every_model_with_paired_stats_and_matches_torch(tiny_run):
+    import json
+
+    import torch
+
+    from ghostlab import data, demo, models
+
+    res = tiny_run.results.get("04_evaluate")
+    assert res is not None and res.status == "ok", getattr(res, "error", "04_evaluate did not run")
+    doc = json.loads(tiny_run.artifact("evaluation.json").read_text())
+    int8 = sorted(p.stem for p in (tiny_run.run_dir / "artifacts").glob("int8_*.onnx"))
+    assert set(doc["models"]) == {"fp32", *int8} and set(doc["paired"]) == set(int8)
+    page = (tiny_run.run_dir / "04_evaluate.html").read_text()
+    assert "McNemar p" in page and "top-1 drop" in page and page.count("data:image/png;base64,") >= 2
+    assert all(m in page for m in int8)
+
+    # fp32 top-1/top-5 equal the run's torch model on the same preprocessed tensors
+    params = demo.prepare(tiny_run.params, show_progress=False)
+    images = data.cached_images(data.load_dataset(params), data.preprocess_for(params), params, show_progress=False)
+    rows = ev.read_predictions_csv(tiny_run.artifact("predictions_fp32.csv"))
+    where = {str(f.relative_to(images.dataset.root)): i for i, f in enumerate(images.files)}
+    idx = np.array([where[r["file"]] for r in rows])
+    model = models.load_model(params, images.dataset.num_classes)
+    with torch.no_grad():
+        top5 = torch.softmax(model(torch.from_numpy(images.normalized(idx))), 1).topk(
+            min(5, images.dataset.num_classes), 1).indices.numpy()
+    labels = images.labels[idx]
+    assert doc["models"]["fp32"]["n"] == len(rows) == len(labels)
+    assert doc["models"]["fp32"]["top1"] == pytest.approx(100.0 * np.mean(top5[:, 0] == labels), abs=1e-9)
+    assert doc["models"]["fp32"]["top5"] == pytest.approx(100.0 * np.mean((top5 == labels[:, None]).any(1)), abs=1e-9)
+    assert [r["pred"][0] for r in rows] == top5[:, 0].tolist()
