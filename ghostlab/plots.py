@@ -150,6 +150,227 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> 
     return fig
 
 
+# ---- 05_ghost_maps ----
+
+_GHOST_CMAP = "viridis"
+MIN_PIXELS = 16
+"""Layers whose maps have fewer pixels than this are drawn faded: their similarities are noisy."""
+
+
+def _unit_range(m: Any) -> Any:
+    """A map scaled to [0, 1] for display (each map on its own scale: shapes, not magnitudes)."""
+    import numpy as np
+
+    m = np.asarray(m, dtype=np.float32)
+    lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def _mosaic(rows: list[list[Any]], gap: int = 1) -> Any:
+    """Equal-size 2-D maps laid out in a grid, separated by NaN (drawn blank)."""
+    import numpy as np
+
+    h, w = rows[0][0].shape
+    cols = max(len(r) for r in rows)
+    out = np.full((len(rows) * (h + gap) - gap, cols * (w + gap) - gap), np.nan, dtype=np.float32)
+    for r, row in enumerate(rows):
+        for c, m in enumerate(row):
+            out[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = _unit_range(m)
+    return out
+
+
+def _draw_mosaic(ax: Any, rows: list[list[Any]], row_labels: list[str], col_labels: list[str]) -> None:
+    import matplotlib
+
+    h, w = rows[0][0].shape
+    gap = max(1, round(max(h, w) / 16))
+    cmap = matplotlib.colormaps[_GHOST_CMAP].with_extremes(bad="white")
+    ax.imshow(_mosaic(rows, gap), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks([r * (h + gap) + (h - 1) / 2 for r in range(len(rows))], row_labels, fontsize=8)
+    ax.set_xticks([c * (w + gap) + (w - 1) / 2 for c in range(len(col_labels))], col_labels, fontsize=7)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
+def _shown(fig: Figure) -> Figure:
+    """The figure, with IPython set to show bare Figures as PNG (see ``_png_in_notebooks``)."""
+    _png_in_notebooks()
+    return fig
+
+
+def _cos(value: float) -> str:
+    return "–" if value != value else f"{value:.2f}"
+
+
+def _banner(fig: Figure, text: str | None, y: float = 0.995) -> None:
+    if text:
+        fig.text(0.5, y, text, ha="center", va="top", fontsize=9, color="#7b1d15", wrap=True,
+                 bbox={"boxstyle": "round", "facecolor": "#fde2e1", "edgecolor": "#c0392b"})
+
+
+def ghost_inputs(pictures: Any, labels: list[str], preprocess: str) -> Figure:
+    """The images as the model sees them (after resize and crop)."""
+    n = len(pictures)
+    fig = Figure(figsize=(min(2.4 * n, 12), 2.9))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, pic, label in zip(axes, pictures, labels):
+        ax.imshow(pic)
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.text(0.5, 0.02, f"{pictures.shape[1]}x{pictures.shape[2]} px after {preprocess}", ha="center",
+             fontsize=7, wrap=True)
+    return _shown(fig)
+
+
+def intrinsic_vs_ghost(panels: list[dict]) -> Figure:
+    """Per module: the strongest intrinsic maps (top row) above the ghost map made from each
+    (bottom row), with the pair's cosine similarity. ``panels``: dicts with ``name`` and ``pairs``
+    (``intrinsic``, ``ghost``, ``similarity``, ``intrinsic_map``, ``ghost_map``)."""
+    panels = [p for p in panels if p["pairs"]]
+    cols = max(len(p["pairs"]) for p in panels)
+    fig = Figure(figsize=(min(1.3 * cols + 1.2, 13), 2.1 * len(panels) + 0.3))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, panel in zip(axes, panels):
+        pairs = panel["pairs"]
+        _draw_mosaic(ax, [[p["intrinsic_map"] for p in pairs], [p["ghost_map"] for p in pairs]],
+                     ["intrinsic", "ghost"],
+                     [f"{p['intrinsic']}→{p['ghost']}\ncos {_cos(p['similarity'])}" for p in pairs])
+        ax.xaxis.tick_top()
+        h, w = pairs[0]["intrinsic_map"].shape
+        ax.set_title(f"{panel['name']}  ({h}x{w})", fontsize=9, loc="left")
+    fig.tight_layout()
+    return _shown(fig)
+
+
+def ghost_similarity_distribution(data: dict) -> Figure:
+    """Box per Ghost module of every ghost map's cosine similarity to its source intrinsic map.
+    ``data``: ``names``, ``values`` (arrays), ``stages``, ``model``."""
+    import matplotlib
+
+    names, values, stages = data["names"], data["values"], data["stages"]
+    fig = Figure(figsize=(max(7, 0.3 * len(names) + 2), 4))
+    ax = fig.subplots()
+    keep = [i for i, v in enumerate(values) if len(v)]
+    colors = matplotlib.colormaps["tab10"]
+    box = ax.boxplot([values[i] for i in keep], positions=keep, widths=0.6, patch_artist=True,
+                     showfliers=True, flierprops={"markersize": 2})
+    for patch, i in zip(box["boxes"], keep):
+        patch.set_facecolor(colors(stages[i] % 10))
+        patch.set_alpha(0.75)
+    ax.axhline(0, color="#888", lw=0.8)
+    ax.set_xticks(range(len(names)), [n.replace("blocks.", "").replace("ghost", "g") for n in names],
+                  rotation=90, fontsize=7)
+    ax.set_xlim(-0.7, len(names) - 0.3)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("cosine(ghost map, its intrinsic map)")
+    ax.set_xlabel("Ghost module (stage.block.g1 = expansion, g2 = projection; colour = stage)")
+    ax.set_title(f"{data['model']}: how much each ghost map looks like the map it is made from", fontsize=10)
+    fig.tight_layout()
+    return _shown(fig)
+
+
+def channel_similarity_heatmaps(panels: list[dict]) -> Figure:
+    """Channel x channel cosine similarity of each module's output; the dashed lines split
+    intrinsic (first) from ghost channels. ``panels``: ``name``, ``matrix``, ``split``."""
+    import matplotlib
+
+    n = len(panels)
+    fig = Figure(figsize=(3.6 * n + 0.8, 3.8))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#dddddd")
+    image = None
+    for ax, panel in zip(axes, panels):
+        image = ax.imshow(panel["matrix"], cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+        s = panel["split"] - 0.5
+        ax.axvline(s, color="k", ls="--", lw=0.7)
+        ax.axhline(s, color="k", ls="--", lw=0.7)
+        ax.set_title(f"{panel['name']} ({panel['matrix'].shape[0]} ch)", fontsize=9)
+        ax.set_xlabel("channel", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
+    return _shown(fig)
+
+
+def ghost_pair_gallery(panels: list[dict]) -> Figure:
+    """The most similar channel pairs of a layer's output, one pair per column (as in the
+    GhostNet paper's first figure). ``panels``: ``title``, ``pairs`` (``a``, ``b``, ``similarity``,
+    ``map_a``, ``map_b``), ``banner`` (text shown in red, e.g. for random weights, or None)."""
+    panels = [p for p in panels if p["pairs"]]
+    cols = max(len(p["pairs"]) for p in panels)
+    banners = sum(1 for p in panels if p.get("banner"))
+    fig = Figure(figsize=(min(1.3 * cols + 1.2, 13), 2.3 * len(panels) + 0.5 * banners + 0.2))
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, panel in zip(axes, panels):
+        pairs = panel["pairs"]
+        _draw_mosaic(ax, [[p["map_a"] for p in pairs], [p["map_b"] for p in pairs]], ["", ""],
+                     [f"{p['a']} & {p['b']}\ncos {_cos(p['similarity'])}" for p in pairs])
+        ax.xaxis.tick_top()
+        title = panel["title"] + (f"\n⚠ {panel['banner']}" if panel.get("banner") else "")
+        ax.set_title(title, fontsize=9, loc="left", color="#c0392b" if panel.get("banner") else "black")
+    fig.tight_layout()
+    return _shown(fig)
+
+
+def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None) -> Figure:
+    """Per layer, against relative depth: mean over channels of each channel's highest cosine
+    similarity to another channel (left), and effective rank as a fraction of the most it could
+    be, min(channels, pixels compared) (right). ``series``: label -> per-layer metric dicts."""
+    fig = Figure(figsize=(11, 4.2 + (0.5 if banner else 0)))
+    left, right = fig.subplots(1, 2)
+    styles = [("#4c72b0", "o"), ("#dd8452", "s"), ("#55a868", "^")]
+    for (label, rows), (color, marker) in zip(series.items(), styles):
+        depth = [r["depth"] for r in rows]
+        for ax, key in ((left, "mean_max_similarity"), (right, "effective_rank_fraction")):
+            values = [r[key] for r in rows]
+            ax.plot(depth, values, color=color, lw=1.2, label=label)
+            for d, v, r in zip(depth, values, rows):
+                projection = r["name"].endswith("ghost2")  # linear 1x1 projection: hollow marker
+                ax.plot([d], [v], marker=marker, ms=5, color=color, mfc="white" if projection else color,
+                        alpha=0.35 if r["similarity_pixels"] < MIN_PIXELS else 1.0)
+    left.plot([], [], "o", color="#888", mfc="white", label="hollow: projection Ghost module (ghost2, linear)")
+    left.plot([], [], "o", color="#888", alpha=0.35, label=f"faded: compared over < {MIN_PIXELS} pixels")
+    left.set_ylabel("mean over channels of max cosine to another channel")
+    left.set_title("redundancy: how close each map's nearest twin is (higher = more redundant)", fontsize=9)
+    right.set_ylabel("effective rank / min(channels, pixels)")
+    right.set_title("diversity: independent maps per possible (lower = more redundant)", fontsize=9)
+    for ax in (left, right):
+        ax.set_xlabel("relative depth (0 = first layer, 1 = last)")
+        ax.set_xlim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+    right.set_ylim(0, 1.05)
+    left.legend(fontsize=8, loc="lower right")
+    fig.tight_layout(rect=(0, 0, 1, 0.9) if banner else None)
+    _banner(fig, banner)
+    return _shown(fig)
+
+
+def ghost_explorer_view(picture: Any, intrinsic_map: Any, ghost_maps: list[Any], title: str,
+                        captions: list[str]) -> Figure:
+    """The explorer's view: the input, one intrinsic map and the ghost map(s) made from it."""
+    n = 2 + len(ghost_maps)
+    fig = Figure(figsize=(2.4 * n, 2.7))
+    axes = fig.subplots(1, n)
+    axes[0].imshow(picture)
+    for ax, m in zip(axes[1:], [intrinsic_map, *ghost_maps]):
+        ax.imshow(_unit_range(m), cmap=_GHOST_CMAP, vmin=0, vmax=1, interpolation="nearest")
+    for ax, caption in zip(axes, ["input", *captions]):
+        ax.set_title(caption, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return _shown(fig)
+
+
+def banner(text: str):
+    """A red warning box (IPython HTML) for the report, text escaped."""
+    from IPython.display import HTML
+
+    return HTML("<div style='background:#fde2e1;border:2px solid #c0392b;padding:8px;margin:6px 0'>"
+                f"<b>Note.</b> {html.escape(text)}</div>")
+
+
 # ---- 03_benchmark ----
 
 def _bench_settings(rows: list[dict]) -> list[tuple[int, int]]:
