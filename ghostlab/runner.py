@@ -24,7 +24,7 @@ from pathlib import Path
 
 from . import system
 from .config import Params, dump_params
-from .errors import RunError
+from .errors import ConfigError, RunError
 from .runfolder import SUMMARY_DIR, read_json, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -259,6 +259,37 @@ def _interruptible():
         logging.disable(logging.NOTSET)
 
 
+# Notebooks that read the evaluation/calibration images: the runner checks and caches them first.
+NEEDS_IMAGES = ("01_export", "02_calibrate", "04_evaluate")
+
+
+def preflight(params: Params, selected: list[str]) -> Params:
+    """Check every input before a notebook starts, so a bad one costs one line, not a failed
+    run: demo assets, dataset layout and labels, the weights, every image (decoded once into the
+    preprocessed cache the notebooks then read), the calibration count. Returns the params
+    with the demo resolved."""
+    from . import data, models
+
+    if params.data.dataset == "demo" or params.model.weights == "demo":
+        from . import demo
+
+        _progress("preparing the demo dataset and model (cached after the first run)")
+        params = demo.prepare(params)
+    if not any(n in NEEDS_IMAGES for n in selected):
+        return params
+    dataset = data.load_dataset(params)
+    model = models.load_model(params, dataset.num_classes)
+    preprocess = data.preprocess_for(params, model)
+    data.cached_images(dataset, preprocess, params, show_progress=sys.stderr.isatty())
+    if "02_calibrate" in selected:
+        split = "calibration" if params.data.calibration_root else "eval"
+        available = len(data.load_dataset(params, split)) if split == "calibration" else len(dataset)
+        if params.calibrate.num_images > available:
+            raise ConfigError(f"calibrate.num_images is {params.calibrate.num_images} but the {split} set "
+                              f"has {available} images; lower calibrate.num_images or add images")
+    return params
+
+
 def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path | None = None,
                   show_code: bool | None = None, resume: bool = False,
                   ) -> tuple[Path, list[NotebookResult]]:
@@ -278,6 +309,7 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
     selected = select_notebooks(available, only or params.run.notebooks or None)
     show_code = params.run.show_code if show_code is None else show_code
     final = run_dir_for(params, out)
+    params = preflight(params, [nb.stem for nb in selected])
     earlier = _earlier_runs(final) if final.parent.exists() else []
     complete = next(((f, m) for f, m in earlier if f == final), None)
     latest = earlier[0] if earlier else None
@@ -301,12 +333,6 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
             write_json(work / "manifest.json", manifest)
             write_index(work)
             _progress(f"run folder: {work}")
-            if params.data.dataset == "demo" or params.model.weights == "demo":
-                from . import demo
-
-                _progress("preparing the demo dataset and model (cached after the first run)")
-                params = demo.prepare(params)
-                manifest["params"] = params.to_dict()
             params_file = work / "params.yaml"
             dump_params(params, params_file)
             results = _run_all(available, selected, params, params_file, work, manifest,

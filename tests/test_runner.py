@@ -29,9 +29,25 @@ def notebook(path, *codes):
     nbformat.write(nb, str(path))
 
 
+def seed_dataset(root, n=4):
+    """A valid seed-layout dataset of ``n`` small JPEGs in 2 classes: passes the runner's checks."""
+    from PIL import Image
+
+    (root / "val").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        name = f"ILSVRC2012_val_{i + 1:08d}.JPEG"
+        Image.new("RGB", (40, 40), (60 * i % 255, 90, 30)).save(root / "val" / name)
+        lines.append(f"{name} {i % 2}")
+    (root / "val_label.txt").write_text("\n".join(lines) + "\n")
+
+
 def profile(tmp, nbdir, name="p"):
+    seed_dataset(tmp / "data")
     path = tmp / f"{name}.yaml"
-    path.write_text(f"data: {{root: {tmp}}}\nmodel: {{weights: random}}\n"
+    path.write_text(f"data: {{root: {tmp / 'data'}, resize: 36, crop: 32, cache_dir: {tmp / 'cache'}}}\n"
+                    f"model: {{name: ghostnet_050, weights: random, input_size: 32}}\n"
+                    f"calibrate: {{num_images: 2}}\n"
                     f"run: {{output_root: {tmp / 'out'}, notebook_dir: {nbdir}}}\n")
     return path
 
@@ -104,7 +120,7 @@ def two_step(tmp_path):
     """01 writes a stamp file; 02 reads it. A counter file counts executions of each."""
     nbdir = tmp_path / "notebooks"
     nbdir.mkdir()
-    count = "import pathlib\nc = pathlib.Path(run.params.data.root) / 'count_{n}'\n" \
+    count = "import pathlib\nc = pathlib.Path(run.params.data.root).parent / 'count_{n}'\n" \
             "c.write_text(str(int(c.read_text()) + 1 if c.exists() else 1))\n"
     notebook(nbdir / "01_export.ipynb", count.format(n="01") + "run.artifact('stamp.txt').write_text('v1')")
     notebook(nbdir / "02_calibrate.ipynb", count.format(n="02") + "assert run.require('stamp.txt').read_text()\n"
