@@ -225,3 +225,26 @@ def test_unwritable_output_folder_is_one_line(tmp_path):
 def test_exit_codes():
     ok, bad, stop = (runner.NotebookResult("a", s) for s in ("ok", "failed", "interrupted"))
     assert exit_code([ok]) == 0 and exit_code([ok, bad]) == 1 and exit_code([ok, stop]) == 130
+
+
+@pytest.mark.slow
+def test_params_reach_notebooks_as_data_not_code(tmp_path):
+    """Quotes, newlines and code in a param or a path stay a string: papermill injects only two
+    paths, and every other param is read from the frozen YAML by safe_load."""
+    pwned = tmp_path / "pwned"
+    evil = "x\"; __import__('pathlib').Path(" + repr(str(pwned)) + ").touch(); \"\n'''"
+    expected = tmp_path / "expected.json"
+    expected.write_text(json.dumps({"image": evil, "pwned": str(pwned)}))
+    nbdir = tmp_path / "notebooks"
+    nbdir.mkdir()
+    notebook(nbdir / "05_ghost_maps.ipynb",
+             "import json, pathlib\n"
+             f"exp = json.loads(pathlib.Path({str(expected)!r}).read_text())\n"
+             "assert isinstance(run_dir, str) and pathlib.Path(run_dir).name.startswith(\"we'ird\")\n"
+             "assert run.params.ghost_maps.image.endswith(exp['image'])  # a path, resolved\n"
+             "assert not pathlib.Path(exp['pwned']).exists()")
+    params = load_params(profile(tmp_path, nbdir))
+    params = params.replace(ghost_maps=params.ghost_maps.__class__(**{**params.ghost_maps.__dict__, "image": evil}))
+    run_dir, results = runner.run_notebooks(params, out=tmp_path / "we'ird \"run\"\nname")
+    assert [r.status for r in results] == ["ok"], results[0].error
+    assert not pwned.exists()
