@@ -34,9 +34,11 @@ REFERENCE_ROWS = {
         {"source": "paper (Han et al., CVPR 2020)", "top1": 73.9, "top5": 91.4,
          "preprocessing": "as published (224 px centre crop)"},
         {"source": "timm results table (today)", "top1": 73.958, "top5": 91.542,
-         "preprocessing": "resize 256 bicubic, centre crop 224 (crop_pct 0.875)"},
+         "preprocessing": "resize 256 bicubic, centre crop 224 (crop_pct 0.875)",
+         "recipe": {"resize": 256, "crop": 224, "interpolation": "bicubic"}},
         {"source": "timm, older figure (deployment recipe)", "top1": 73.974, "top5": 91.460,
-         "preprocessing": "resize 256 bilinear, centre crop 224 (crop_pct 0.875)"},
+         "preprocessing": "resize 256 bilinear, centre crop 224 (crop_pct 0.875)",
+         "recipe": {"resize": 256, "crop": 224, "interpolation": "bilinear"}},
     ],
 }
 
@@ -309,6 +311,8 @@ class Evaluation:
     data: dict
     """Dataset facts: images, evaluated, calibration source and overlap."""
     speed: dict
+    preprocess_spec: dict = field(default_factory=dict)
+    """``Preprocess.to_dict()``: resize, crop, interpolation, mean, std."""
     written: list[Path] = field(default_factory=list)
 
 
@@ -388,7 +392,7 @@ def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
         losses[m] = class_losses(labels, ref.top1, mp.top1, names)
     speed = speed_facts(len(preds), len(models), preds.seconds, {m: mp.seconds for m, mp in preds.models.items()})
     result = Evaluation(p.model.name, len(names), names, preprocess.describe(), preds, acc, paired, losses,
-                        info, speed)
+                        info, speed, preprocess_spec=preprocess.to_dict())
 
     files = [_relative_name(images.files[i], images.dataset.root) for i in preds.indices]
     for m, mp in preds.models.items():
@@ -438,7 +442,8 @@ def evaluation_json(ev: Evaluation, models: dict[str, Path] | None = None) -> di
         "data": ev.data,
         "models": out_models,
         "paired": {m: {**s, "worst_classes": ev.class_losses.get(m, [])} for m, s in ev.paired.items()},
-        "reference": reference_rows(ev.model_name, ev.num_classes),
+        "reference": [{**r, "same_preprocessing": same_recipe(r, ev.preprocess_spec)}
+                      for r in reference_rows(ev.model_name, ev.num_classes)],
         "speed": ev.speed,
     }
 
@@ -465,8 +470,20 @@ def accuracy_rows(ev: Evaluation) -> list[dict]:
             for m, a in ev.accuracy.items()]
     for r in reference_rows(ev.model_name, ev.num_classes):
         rows.append({"model": f"reference: {r['source']}", "top-1 %": r["top1"], "top-5 %": r["top5"],
-                     "images": 50_000, "preprocessing": r["preprocessing"]})
+                     "images": 50_000, "preprocessing": r["preprocessing"]
+                     + (" — the same as ours" if same_recipe(r, ev.preprocess_spec) else "")})
     return rows
+
+
+def same_recipe(reference: dict, spec: dict) -> bool:
+    """Whether a reference row's resize/crop/interpolation (and ImageNet mean/std) are ours."""
+    from .config import IMAGENET_MEAN, IMAGENET_STD
+
+    recipe = reference.get("recipe")
+    if not recipe or not spec:
+        return False
+    return (all(spec.get(k) == v for k, v in recipe.items())
+            and np.allclose(spec.get("mean", ()), IMAGENET_MEAN) and np.allclose(spec.get("std", ()), IMAGENET_STD))
 
 
 def verdict(stats: dict, alpha: float = 0.05) -> str:

@@ -191,6 +191,30 @@ def test_predictions_csv_round_trip(tmp_path):
     assert rows[1]["prob"][:2] == [0.4, 0.3]
 
 
+# ---------------------------------------------------------------- reference rows
+
+def _evaluation(model_name, num_classes, spec):
+    acc = {"fp32": {"top1": 73.9, "top5": 91.5, "n": 50_000}}
+    return ev.Evaluation(model_name, num_classes, [], "seed: ...", None, acc, {}, {}, {}, {}, preprocess_spec=spec)
+
+
+def test_reference_rows_only_for_ghostnet_100_on_imagenet_and_say_which_preprocessing_matches():
+    from ghostlab.config import IMAGENET_MEAN, IMAGENET_STD
+
+    seed = {"name": "seed", "resize": 256, "crop": 224, "interpolation": "bilinear",
+            "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
+    rows = ev.accuracy_rows(_evaluation("ghostnet_100", 1000, seed))
+    refs = {r["model"]: r for r in rows[1:]}
+    assert [(r["top-1 %"], r["top-5 %"]) for r in refs.values()] == [(73.9, 91.4), (73.958, 91.542), (73.974, 91.46)]
+    matching = [m for m, r in refs.items() if r["preprocessing"].endswith("the same as ours")]
+    assert matching == ["reference: timm, older figure (deployment recipe)"]  # bilinear 256 -> 224
+    bicubic = {**seed, "interpolation": "bicubic"}
+    assert [m for m, r in {r["model"]: r for r in ev.accuracy_rows(_evaluation("ghostnet_100", 1000, bicubic))[1:]}
+            .items() if r["preprocessing"].endswith("the same as ours")] == ["reference: timm results table (today)"]
+    assert len(ev.accuracy_rows(_evaluation("ghostnet_100", 10, seed))) == 1  # not ImageNet-1k
+    assert len(ev.accuracy_rows(_evaluation("ghostnet_050", 1000, seed))) == 1  # no published row
+
+
 # ---------------------------------------------------------------- accuracy vs latency
 
 def _bench_doc():
