@@ -16,6 +16,7 @@ EXAMPLES = """examples:
   ghostlab run params/demo.yaml --resume             rerun only what failed or changed since the last run
   ghostlab profiles                                  list the params files
   ghostlab demo                                      build the demo dataset and model only
+  ghostlab cache build params/imagenet.yaml          decode + preprocess the images once (all cores)
   ghostlab evaluate params/demo.yaml                 re-evaluate the demo run's models, print the table
 """
 
@@ -51,6 +52,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     prepared = demo.prepare(params)
     print(f"demo dataset: {prepared.data.root}")
     print(f"demo checkpoint: {prepared.model.weights}")
+    metrics = demo.training_metrics(prepared)
+    if metrics:
+        print(f"demo model: val top-1 {metrics['val_top1']:.1%} on {metrics['val_images']} images, "
+              f"trained {metrics['epochs']} epochs in {metrics['train_seconds']:.0f}s")
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from . import data
+    from .config import load_params
+
+    params = load_params(args.params, args.p or [])
+    if args.action == "clear":
+        freed = data.clear_cache(params)
+        print(f"removed {data.cache_dir_for(params)} ({freed / 2**20:.1f} MiB)")
+        return 0
+    rows = data.build_caches(params) if args.action == "build" else data.cache_info(params)
+    print(f"cache: {data.cache_dir_for(params)}")
+    if not rows:
+        print("(empty)")
+    for row in rows:
+        print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
     return 0
 
 
@@ -129,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("profiles", help="list the params files, one line each")
     pr.add_argument("folder", nargs="?", default=str(default_demo.parent))
     pr.set_defaults(func=_cmd_profiles)
+
+    c = sub.add_parser("cache", help="build, list or clear the preprocessed-image cache of a profile")
+    c.add_argument("action", choices=["build", "info", "clear"])
+    c.add_argument("params", help="params file, e.g. params/imagenet.yaml")
+    c.add_argument("-p", action="append", metavar="SECTION.KEY=VALUE", help="override one param (repeatable)")
+    c.set_defaults(func=_cmd_cache)
 
     d = sub.add_parser("demo", help="build the demo dataset and train the demo model (cached)")
     d.add_argument("params", nargs="?", default=str(default_demo))

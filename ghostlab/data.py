@@ -56,6 +56,8 @@ class Dataset:
     class_names: list[str]
     layout: str
     skipped: list[dict] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    """Per file, where it was listed (``val_label.txt:12``) when a label file lists it."""
 
     @property
     def num_classes(self) -> int:
@@ -66,8 +68,8 @@ class Dataset:
 
     def subset(self, indices: np.ndarray) -> "Dataset":
         indices = np.asarray(indices, dtype=np.int64)
-        return Dataset(self.root, [self.files[i] for i in indices], self.labels[indices],
-                       self.class_names, self.layout, list(self.skipped))
+        return Dataset(self.root, [self.files[i] for i in indices], self.labels[indices], self.class_names,
+                       self.layout, list(self.skipped), [self.origins[i] for i in indices] if self.origins else [])
 
 
 class _Problems:
@@ -174,7 +176,7 @@ def _load_seed(root: Path, label_file: Path | None, num_classes: int | None, pro
     else:
         count, origin = 1000, "1000 ImageNet classes; give a label.txt for other class sets"
     existing = {p.name for p in image_dir.iterdir()}
-    files, labels, first_line = [], [], {}
+    files, labels, origins, first_line = [], [], [], {}
     for n, name, label in entries:
         where = f"{labels_path}:{n}"
         if not 0 <= label < count:
@@ -190,8 +192,9 @@ def _load_seed(root: Path, label_file: Path | None, num_classes: int | None, pro
             first_line[name] = n
             files.append(image_dir / name)
             labels.append(label)
+            origins.append(where)
     class_names = names or (imagenet_class_names() if count == 1000 else [f"class_{i}" for i in range(count)])
-    return Dataset(root, files, np.asarray(labels, dtype=np.int64), class_names, "seed")
+    return Dataset(root, files, np.asarray(labels, dtype=np.int64), class_names, "seed", [], origins)
 
 
 def _parse_seed_labels(path: Path, problems: _Problems) -> list[tuple[int, str, int]]:
@@ -378,7 +381,7 @@ class CachedImages:
 
     @property
     def skipped(self) -> list[dict]:
-        return self.dataset.skipped + [{"file": b["file"], "reason": b["reason"]} for b in self.bad]
+        return self.dataset.skipped + [{"file": b["file"], "reason": f"{b['where']}: {b['reason']}"} for b in self.bad]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -402,15 +405,17 @@ class CachedImages:
 
 def _decode_rows(args: tuple) -> list[dict]:
     """Worker: decode ``rows`` of ``files`` into the memmap at ``path``; returns failures."""
-    path, shape, preprocess, files, rows = args
+    path, shape, preprocess, files, origins, rows = args
     out = np.memmap(path, dtype=np.uint8, mode="r+", shape=shape)
     bad = []
-    for row, file in zip(rows, files):
+    for row, file, origin in zip(rows, files, origins):
         try:
             out[row] = preprocess(load_image(Path(file)))
         except Exception as err:  # noqa: BLE001 - any decoder failure is reported per file
             reason = " ".join(str(err).split())[:120] or type(err).__name__
-            bad.append({"index": int(row), "file": str(file), "reason": f"cannot decode image ({reason})"})
+            where = f"{file} (listed at {origin})" if origin else str(file)
+            bad.append({"index": int(row), "file": str(file), "where": where,
+                        "reason": f"cannot decode image ({reason})"})
     out.flush()
     del out
     return bad
@@ -426,8 +431,10 @@ def _build_cache(dataset: Dataset, preprocess: Preprocess, path: Path, workers: 
     shape = (len(dataset), preprocess.crop, preprocess.crop, 3)
     np.memmap(path, dtype=np.uint8, mode="w+", shape=shape).flush()
     files = [str(f) for f in dataset.files]
+    origins = dataset.origins or [""] * len(files)
     chunk = max(8, min(256, math.ceil(len(files) / (workers * 8))))
-    jobs = [(str(path), shape, preprocess, files[s:s + chunk], list(range(s, min(s + chunk, len(files)))))
+    jobs = [(str(path), shape, preprocess, files[s:s + chunk], origins[s:s + chunk],
+             list(range(s, min(s + chunk, len(files)))))
             for s in range(0, len(files), chunk)]
     bad: list[dict] = []
     bar = tqdm(total=len(files), desc=f"caching {dataset.root.name} ({preprocess.name})", unit="img",
@@ -465,17 +472,17 @@ def cached_images(dataset: Dataset, preprocess: Preprocess, params: Params, show
                 tmp = root / f".{key}.u8.partial"
                 bad = _build_cache(dataset, preprocess, tmp, _workers(params), show_progress)
                 decoded = len(dataset)
-                if bad and params.data.on_bad_image != "skip":
-                    tmp.unlink(missing_ok=True)
-                    b = bad[0]
-                    raise DataError(f"{b['file']}: {b['reason']}; replace or delete the file, {_SKIP_HINT}")
-                os.replace(tmp, path)
+                os.replace(tmp, path)  # kept even with bad images: a rerun with skip decodes nothing
                 meta = {"key": key, "count": len(dataset), "shape": [len(dataset), preprocess.crop, preprocess.crop, 3],
                         "root": str(dataset.root), "preprocess": preprocess.to_dict(), "bad": bad,
                         "files": len(dataset), "version": CACHE_VERSION}
                 tmp_meta = meta_path.with_name(f".{meta_path.name}.tmp")
                 tmp_meta.write_text(json.dumps(meta, indent=1))
                 os.replace(tmp_meta, meta_path)
+    if meta["bad"] and params.data.on_bad_image != "skip":
+        b = meta["bad"][0]
+        more = f" (and {len(meta['bad']) - 1} more)" if len(meta["bad"]) > 1 else ""
+        raise DataError(f"{b['where']}: {b['reason']}{more}; replace or delete the file, {_SKIP_HINT}")
     cached = CachedImages(dataset, preprocess, path, meta, decoded)
     if len(cached) == 0:
         raise DataError(f"{dataset.root}: no image could be decoded ({len(cached.bad)} skipped); check the files")
@@ -508,6 +515,24 @@ def cache_info(params: Params) -> list[dict]:
                      "mib": round(data.stat().st_size / 2**20, 1) if data.exists() else 0.0,
                      "root": meta.get("root"), "preprocess": meta.get("preprocess", {}).get("name"),
                      "crop": meta.get("preprocess", {}).get("crop")})
+    return rows
+
+
+def build_caches(params: Params, show_progress: bool = True) -> list[dict]:
+    """Build (or reuse) the caches a run of these params reads: the evaluation set and, when
+    data.calibration_root is set, the calibration set. Prepares the demo first when the profile uses it."""
+    if params.data.dataset == "demo" or params.model.weights == "demo":
+        from . import demo
+
+        params = demo.prepare(params, show_progress)
+    preprocess = preprocess_for(params)
+    rows = []
+    for split in ("eval", "calibration") if params.data.calibration_root else ("eval",):
+        dataset = load_dataset(params, split)
+        cached = cached_images(dataset, preprocess, params, show_progress)
+        rows.append({"split": split, "images": len(cached), "skipped": len(cached.skipped),
+                     "decoded": cached.decoded, "key": cached.key, "root": str(dataset.root),
+                     "preprocess": preprocess.name, "crop": preprocess.crop})
     return rows
 
 
