@@ -353,6 +353,35 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
     assert "excluded" in text and "4 calibration images" in text
 
 
+@pytest.mark.slow
+def test_cli_evaluate_prints_the_tables_and_says_what_to_run_first(tmp_path, capsys):
+    import shutil
+
+    from ghostlab import cli, export, models
+    from ghostlab.config import load_params
+
+    _seed_dataset(tmp_path / "data", per_class=2)
+    (tmp_path / "p.yaml").write_text(
+        "model: {name: ghostnet_050, weights: random, input_size: 32, num_classes: 4}\n"
+        "data: {dataset: seed, root: data, preprocessing: custom, resize: 36, crop: 32, cache_dir: cache}\n"
+        "calibrate: {num_images: 4, variants: [{name: copy, method: minmax}]}\n"
+        "evaluate: {bootstrap: 20}\n")
+    assert cli.main(["evaluate", str(tmp_path / "p.yaml"), "--out", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert "holds no exported model" in err and "--only 01,02" in err and len(err.strip().splitlines()) == 1
+
+    run_dir = tmp_path / "run"
+    export.export_onnx(models.load_model(load_params(tmp_path / "p.yaml"), 4), run_dir / "artifacts" / "model.onnx", 32)
+    shutil.copy(run_dir / "artifacts" / "model.onnx", run_dir / "artifacts" / "int8_copy.onnx")
+    assert cli.main(["evaluate", str(tmp_path / "p.yaml"), "--out", str(run_dir), "-p", "evaluate.max_images=6"]) == 0
+    out = capsys.readouterr().out
+    assert "on 6 images" in out and "custom: Resize(36, bilinear)" in out
+    assert "McNemar p" in out and "identical top-1 correctness" in out
+    assert [line.split()[0] for line in out.splitlines() if line.startswith(("fp32", "int8_"))] == \
+        ["fp32", "int8_copy", "int8_copy"]  # accuracy table, then the paired table
+    assert (run_dir / "artifacts" / "evaluation.json").exists()
+
+
 # ---------------------------------------------------------------- notebook 04 in the tiny pipeline
 
 @pytest.mark.slow
