@@ -154,6 +154,7 @@ def start(notebook: str, params_file: str | Path, run_dir: str | Path, show: boo
     run = NotebookRun(notebook=notebook, params=params, run_dir=run_dir)
     run._summary_path().unlink(missing_ok=True)  # a rerun replaces what it published
     if show:
+        _show_figures_inline()
         try:
             from IPython.display import HTML, display
 
@@ -161,3 +162,15 @@ def start(notebook: str, params_file: str | Path, run_dir: str | Path, show: boo
         except ImportError:  # pragma: no cover - plain python
             pass
     return run
+
+
+def _show_figures_inline() -> None:
+    """Let a ``Figure`` returned by a cell render as PNG even if pyplot was never imported
+    (the inline backend registers its formatter only then). The backend is left alone."""
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # pragma: no cover - outside Jupyter
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("png")

@@ -6,9 +6,7 @@ the demo assets, then for each notebook: check its upstream, execute, render, re
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import json
 import logging
 import os
@@ -25,6 +23,7 @@ from pathlib import Path
 from . import system
 from .config import Params, dump_params
 from .errors import ConfigError, RunError
+from .index import write_index
 from .runfolder import SUMMARY_DIR, read_json, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -444,91 +443,3 @@ def _run_one(nb: Path, run_dir: Path, params_file: Path, timeout: int, show_code
         except Exception as err:  # a broken render must not hide the run's status
             error = (error + "; " if error else "") + f"HTML render failed: {_error_line(err)}"
     return NotebookResult(nb.stem, status, seconds, error, html_path)
-
-
-# ---------------------------------------------------------------- index page
-
-_CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
-h1{margin-bottom:.2em} .sub{color:#666;margin-top:0}
-table{border-collapse:collapse;margin:.5em 0 1em} th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3} .ok{color:#1a7f37;font-weight:600} .failed,.interrupted{color:#c0392b;font-weight:600}
-.skipped{color:#8a6d00;font-weight:600} .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
-.banner{background:#fde2e1;border:2px solid #c0392b;padding:8px;margin:8px 0}
-img{max-width:100%} details pre{background:#f7f7f7;padding:1em;overflow:auto;max-height:30em}
-"""
-
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)
-
-
-def _table(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c, '')))}</td>" for c in cols) + "</tr>" for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f"<img alt='{html.escape(path.stem)}' src='data:image/png;base64,{data}'>"
-
-
-def write_index(run_dir: Path) -> Path:
-    """index.html from manifest.json and each notebook's published summary; self-contained."""
-    manifest = read_json(run_dir / "manifest.json")
-    e = html.escape
-    params = manifest.get("params", {})
-    model = params.get("model", {})
-    parts = [f"<h1>ghostlab report: {e(str(manifest.get('profile')))}</h1>",
-             f"<p class='sub'>model <b>{e(str(model.get('name')))}</b>, weights {e(str(model.get('weights')))}, "
-             f"started {e(str(manifest.get('started')))}</p>"]
-    run_status = manifest.get("status", "ok")
-    if run_status != "ok":
-        parts.append(f"<div class='banner'><b>This run is {e(run_status)}.</b> "
-                     + ("Notebooks are still running." if run_status == "running" else
-                        "Its results are incomplete; the last complete run (if any) was left in place.")
-                     + "</div>")
-    if model.get("weights") == "random":
-        parts.append("<div class='banner'><b>Random weights:</b> accuracy numbers in this run are meaningless.</div>")
-    rows = []
-    for name, res in manifest.get("notebooks", {}).items():
-        link = f"<a href='{e(res['html'])}'>{e(name)}</a>" if res.get("html") else e(name)
-        note = "; ".join(x for x in (res.get("error"), res.get("note")) if x)
-        rows.append(f"<tr><td>{link}</td><td class='{e(res['status'])}'>{e(res['status'])}</td>"
-                    f"<td>{res.get('seconds', 0):.1f}s</td><td>{e(note)}</td></tr>")
-    parts.append("<h2>Notebooks</h2><table><tr><th>notebook</th><th>status</th><th>time</th><th>note</th></tr>"
-                  + "".join(rows) + "</table>")
-    for name in manifest.get("notebooks", {}):
-        summary_path = run_dir / "artifacts" / SUMMARY_DIR / f"{name}.json"
-        if not summary_path.exists():
-            continue
-        summary = read_json(summary_path)
-        card = [f"<div class='card'><h2>{e(name)}</h2>"]
-        values = summary.get("values", {})
-        if values:
-            card.append(_table([{"result": k, "value": v} for k, v in values.items()]))
-        for title, table in summary.get("tables", {}).items():
-            card.append(f"<h3>{e(title)}</h3>" + _table(table))
-        for fig in summary.get("figures", {}).values():
-            if (run_dir / fig).exists():
-                card.append(_img(run_dir / fig))
-        card.append("</div>")
-        parts.append("".join(card))
-    parts.append("<details><summary>manifest.json</summary><pre>"
-                 + e(json.dumps(manifest, indent=2)) + "</pre></details>")
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>ghostlab: "
-            f"{e(str(manifest.get('profile')))}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
-    out = run_dir / "index.html"
-    out.write_text(page)
-    return out
