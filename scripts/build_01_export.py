@@ -55,7 +55,7 @@ agreement 1.0 and a maximum absolute logit difference around 1e-5 or less.
 """),
     ("code", """
 run.publish_table("parity", [result["parity"]])
-plots.table([result["parity"]], digits=7)
+plots.table([result["parity"]], digits=4)
 """),
     ("md", """
 ## What the graph is made of
