@@ -128,14 +128,16 @@ class CalibrateParams:
     num_images: int = 1000
     seed: int = 0
     variants: list[VariantParams] = field(default_factory=_default_variants)
-    chunk_size: int = 64
-    """Images per calibration chunk: bounds the memory of histogram methods."""
+    chunk_size: int = 32
+    """Images per calibration chunk (one ORT collect_data call): bounds the memory of histogram methods
+    to about chunk_size x the activations of one image (ghostnet_100 at 224: ~51 MB per image)."""
     holdout_images: int = 200
     """Calibration images held out to rank node sensitivity and check `auto`."""
     auto_target_agreement: float = 0.99
     """`auto` keeps nodes in fp32 until top-1 agreement with fp32 on the hold-out reaches this."""
     auto_max_excluded: int = 20
-    """`auto` keeps at most this many nodes in fp32 (and says so when the target is still missed)."""
+    """`auto` tries at most this many ranked nodes (each kept in fp32 with the neighbours that would
+    otherwise quantize its tensors), and says so when the target is still missed."""
     sqnr: bool = True
     """Per-tensor SQNR with ORT's qdq_loss_debug."""
     sqnr_images: int = 16

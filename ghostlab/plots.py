@@ -476,3 +476,71 @@ def bench_speedup(rows: list[dict]) -> Figure:
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
+
+
+# ---- 02_calibrate ----
+
+ROLE_COLORS = {
+    "stem": "#8c564b", "primary conv": "#1f77b4", "cheap depthwise op": "#ff7f0e", "ghost concat": "#bcbd22",
+    "dfc attention": "#e377c2", "downsample dw": "#9467bd", "squeeze-excite": "#2ca02c", "shortcut": "#d62728",
+    "head": "#17becf", "other": "#7f7f7f",
+}
+
+
+def notes(messages: list[str], title: str = "Warnings"):
+    """A yellow box listing ``messages`` (HTML-escaped), or a short 'none' line."""
+    from IPython.display import HTML
+
+    if not messages:
+        return HTML(f"<p><b>{html.escape(title)}:</b> none.</p>")
+    items = "".join(f"<li>{html.escape(m)}</li>" for m in messages)
+    return HTML("<div style='background:#fff4ce;border:1px solid #d9a400;padding:6px 10px;margin:6px 0'>"
+                f"<b>{html.escape(title)}</b><ul style='margin:4px 0'>{items}</ul></div>")
+
+
+def sqnr_by_depth(tensors: dict[str, list[dict]], title: str = "Per-tensor SQNR along the network") -> Figure:
+    """One panel per variant. Dots: each quantized tensor's local SQNR (the noise its own quantization
+    adds), by depth in the graph, coloured by GhostNet role (squares: weights and biases). Black line:
+    activation SQNR against the fp32 model (error accumulated so far). Grey bands: nodes kept in fp32."""
+    import math
+
+    names = list(tensors)
+    fig = Figure(figsize=(11, 2.6 * max(len(names), 1) + 0.6))
+    axes = fig.subplots(max(len(names), 1), 1, sharex=True, squeeze=False)[:, 0]
+    seen_roles: dict[str, Any] = {}
+    for ax, name in zip(axes, names):
+        rows = tensors[name]
+        for r in rows:
+            if not r["quantized"]:
+                ax.axvspan(r["depth"] - 0.5, r["depth"] + 0.5, color="#dddddd", zorder=0, lw=0)
+        for role in dict.fromkeys(r["role"] for r in rows):
+            for kind, marker in (("activation", "o"), ("weight", "s"), ("bias", "s")):
+                pts = [r for r in rows if r["role"] == role and r["kind"] == kind and r["quantized"]
+                       and math.isfinite(r["local_sqnr_db"])]
+                if pts:
+                    h = ax.scatter([r["depth"] for r in pts], [r["local_sqnr_db"] for r in pts], s=14 if kind == "activation" else 9,
+                                   marker=marker, color=ROLE_COLORS.get(role, "#7f7f7f"), alpha=0.8,
+                                   edgecolors="none", zorder=2)
+                    if kind == "activation":
+                        seen_roles.setdefault(role, h)
+        line = sorted((r["depth"], r["sqnr_db"]) for r in rows if r["kind"] == "activation" and r["quantized"]
+                      and math.isfinite(r["sqnr_db"]))
+        if line:
+            ax.plot([d for d, _ in line], [v for _, v in line], color="black", lw=1, zorder=3, label="vs fp32")
+        ax.set_ylabel("SQNR (dB)")
+        ax.set_title(name, loc="left", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("depth (node index in the graph, input → logits)")
+    handles = list(seen_roles.values())
+    labels = list(seen_roles)
+    if any(ax.get_lines() for ax in axes):
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="black", lw=1))
+        labels.append("activation vs fp32")
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=8, frameon=False,
+                   bbox_to_anchor=(0.5, 1.0))
+    fig.suptitle(title, y=1.04 if handles else 1.0)
+    fig.tight_layout()
+    return fig
