@@ -474,6 +474,27 @@ def isa_warnings(cpu: dict, models: Sequence[BenchModel] | dict) -> list[str]:
     return out
 
 
+def scaling_warnings(rows: list[dict], slower: float = 0.8) -> list[str]:
+    """Models that ran clearly slower on more threads than on one (same batch, one session).
+
+    On a shared machine that is the sign of threads being descheduled mid-inference; torch's
+    OpenMP suffers most, as every op waits for its slowest thread.
+    """
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        worse = []
+        for b in sorted({r["batch"] for r in rows if r["model"] == model}):
+            cell = {r["threads"]: r["img_s"] for r in rows if r["model"] == model and r["batch"] == b
+                    and r["sessions"] == 1}
+            top = max(cell, default=1)
+            if top > 1 and 1 in cell and cell[top] < slower * cell[1]:
+                worse.append(f"batch {b}: {cell[top]:.0f} vs {cell[1]:.0f} img/s")
+        if worse:
+            out.append(f"{model} ran slower on all threads than on one ({'; '.join(worse)}): its threads were "
+                       f"probably descheduled by other work, so compare it on the 1-thread rows")
+    return out
+
+
 def load_warning(before: Sequence[float], cores: int) -> str | None:
     if before and before[0] > 0.5 * cores:
         return (f"the machine was busy when the benchmark started (1-min load {before[0]:.1f} on {cores} cores): "
@@ -511,7 +532,7 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
         _restore_torch_threads(cpu["cores"])
     facts = {m.name: m.facts() for m in models}
     after = list(os.getloadavg())
-    warnings = isa_warnings(cpu, facts)
+    warnings = isa_warnings(cpu, facts) + scaling_warnings(rows)
     busy = load_warning(before, cpu["cores"])
     if busy:
         warnings.append(busy)

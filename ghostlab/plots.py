@@ -453,7 +453,7 @@ def bench_speedup(rows: list[dict]) -> Figure:
     variants = list(dict.fromkeys(r["model"] for r in int8))
     cells = list(dict.fromkeys((r["batch"], r["threads"], r["sessions"]) for r in int8))
     colors = _bench_colors(variants)
-    fig = Figure(figsize=(max(6.0, 0.9 * len(cells) * max(len(variants), 1) ** 0.5 + 2), 3.8))
+    fig = Figure(figsize=(min(12.0, max(6.0, 2 + 0.3 * len(cells) * max(len(variants), 1))), 3.8))
     ax = fig.subplots()
     width = 0.8 / max(len(variants), 1)
     for i, v in enumerate(variants):

@@ -220,6 +220,15 @@ def test_warnings_for_s8s8_on_x86_and_missing_vnni(tiny_models):
     assert bench.isa_warnings(AVX512_VNNI, models[:1]) == []  # fp32 only: nothing about int8
 
 
+def test_scaling_warning_names_models_slower_on_more_threads():
+    rows = [_row("torch", "fp32", 8, 1, 100, None), _row("torch", "fp32", 8, 2, 20, None),
+            _row("fp32", "fp32", 8, 1, 300, 1.0), _row("fp32", "fp32", 8, 2, 290, 1.0),
+            _row("torch", "fp32", 8, 1, 500, None, sessions=2)]
+    (warning,) = bench.scaling_warnings(rows)
+    assert warning.startswith("torch ran slower") and "batch 8: 20 vs 100 img/s" in warning
+    assert bench.scaling_warnings([r for r in rows if r["model"] == "fp32"]) == []
+
+
 def test_load_warning_only_when_busy():
     assert bench.load_warning([0.4, 0, 0], cores=2) is None
     assert "busy" in bench.load_warning([3.0, 0, 0], cores=2)
