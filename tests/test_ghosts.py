@@ -269,3 +269,20 @@ def test_explorer_runs_in_a_kernel_and_the_report_keeps_static_figures(tmp_path)
     page = runner.render_html(out).read_text()
     assert len(re.findall(r"data:image/png;base64,", page)) >= 1
     assert "Ghost-map explorer" in page and "Traceback" not in page
+
+
+@pytest.mark.slow
+def test_notebook_05_in_the_tiny_run(tiny_run):
+    """The report: ghost_maps.json per module, every static figure, the index's redundancy figure."""
+    import json
+    import re
+
+    result = tiny_run.results["05_ghost_maps"]
+    assert result.status == "ok", result.error
+    summary = json.loads(tiny_run.artifact("ghost_maps.json").read_text())
+    assert summary["model"] == tiny_run.params.model.name and summary["images"] == ["grace_hopper.jpg"]
+    assert len(summary["modules"]) == 32 and all("effective_rank" in m for m in summary["modules"])
+    page = (tiny_run.run_dir / "05_ghost_maps.html").read_text()
+    assert len(re.findall(r"data:image/png;base64,", page)) >= 5  # input, pairs, distribution, heatmaps, gallery, depth
+    assert tiny_run.artifact("figures/05_ghost_maps_redundancy_vs_depth.png").exists()
+    assert "05_ghost_maps_redundancy_vs_depth" in (tiny_run.run_dir / "index.html").read_text()
