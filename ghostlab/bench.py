@@ -678,6 +678,10 @@ def headline_values(result: dict) -> dict:
     return out
 
 
+def headline_value_rows(result: dict) -> list[dict]:
+    return [{"result": k, "value": v} for k, v in headline_values(result).items()]
+
+
 def roofline_rows(result: dict) -> list[dict]:
     """MAC rate each model reaches against the estimated peak of the cores it used."""
     return [{"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],

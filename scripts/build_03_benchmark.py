@@ -61,21 +61,28 @@ plots.table(bench.model_rows(result), digits=2)
 ## At a glance
 
 Each model at `benchmark.headline_batch` images per inference (8 by default, or the closest batch
-size measured) on one session with the most threads measured: all cores by default. `× fp32` and `× torch` are paired ratios: the median over rounds of the throughput ratio
-within each round, so they hold up when the machine's speed drifts. `% of peak` is the roofline
-fraction explained further down.
+size measured) on one session with the most threads measured: all cores by default. `× fp32` and
+`× torch` are paired ratios: the median over rounds of the throughput ratio within each round, so
+they hold up when the machine's speed drifts. `% of peak` is the roofline fraction explained
+further down. The best int8 variant is the one fastest against fp32 over the whole grid. When
+other work shares the CPU, torch's OpenMP threads stall each time one of them is descheduled, so
+its all-cores number drops sharply: the 1-thread comparison is then the fair one.
 """),
     ("code", """
 rows = bench.headline_rows(result)
 run.publish_table(bench.headline_title(result), rows)
 plots.table(rows, digits=2, caption=bench.headline_title(result))
 """),
+    ("code", """
+plots.table(bench.headline_value_rows(result))
+"""),
     ("md", """
 ## Throughput against batch size
 
 Images per second (median round) per model, one panel per threads/sessions setting. Larger
-batches amortize per-inference overhead; K sessions of one thread show what running K
-instances side by side gives, without any intra-op synchronization.
+batches amortize per-inference overhead, but their activations can outgrow the CPU caches, so
+throughput need not rise with batch size. K sessions of one thread show what running K instances
+side by side gives, without any synchronization between threads inside one inference.
 """),
     ("code", """
 fig = plots.bench_throughput(result["results"])

@@ -276,7 +276,8 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     json.dumps(back, allow_nan=False)  # plain JSON: no NaN sneaks in
 
     for rows in (bench.result_rows(back), bench.headline_rows(back), bench.roofline_rows(back),
-                 bench.machine_rows(back), bench.model_rows(back), bench.warning_rows(back)):
+                 bench.machine_rows(back), bench.model_rows(back), bench.warning_rows(back),
+                 bench.headline_value_rows(back)):
         assert rows
     from ghostlab import plots
 
