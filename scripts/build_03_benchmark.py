@@ -74,7 +74,7 @@ run.publish_table(bench.headline_title(result), rows)
 plots.table(rows, digits=2, caption=bench.headline_title(result))
 """),
     ("code", """
-plots.table(bench.headline_value_rows(result))
+plots.table(bench.headline_value_rows(result), digits=2)
 """),
     ("md", """
 ## Throughput against batch size
