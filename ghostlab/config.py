@@ -69,14 +69,22 @@ class DemoParams:
     root: Optional[str] = None
     """Where the demo dataset and checkpoint live; default: <output_root>/_demo."""
     num_classes: int = 10
+    """Classes (2..36), each a shape + colour + texture combination."""
     image_size: int = 64
+    """Side of the generated images in pixels (the data.resize/crop of the profile then apply)."""
     train_per_class: int = 300
     calibration_per_class: int = 20
     val_per_class: int = 50
     epochs: int = 12
+    """Training epochs over the train split (seeded; progress bar; cached with its params)."""
     batch_size: int = 64
-    learning_rate: float = 0.003
+    learning_rate: float = 0.01
+    """Peak AdamW learning rate of the one-cycle schedule."""
+    threads: int = 1
+    """Torch threads for training: the demo model's small convolutions gain little from more, and
+    several threads lose much of their speed when other processes share the cores; 0: all cores."""
     seed: int = 0
+    """Seeds the images and the training."""
 
 
 @dataclass(frozen=True)
@@ -517,6 +525,15 @@ def _validate(p: Params, where: str) -> None:
     need(all(i >= 0 for i in p.ghost_maps.dataset_indices), "ghost_maps.dataset_indices must be >= 0")
     need(p.evaluate.max_images is None or p.evaluate.max_images > 0, "evaluate.max_images must be > 0 (or null: all)")
     need(p.evaluate.bootstrap >= 0, "evaluate.bootstrap must be >= 0 (0: no interval)")
+    need(p.data.max_images is None or p.data.max_images > 0, "data.max_images must be > 0 (or null: all)")
+    need(p.data.workers >= 0, "data.workers must be >= 0 (0: all cores)")
+    need(2 <= p.demo.num_classes <= 36, f"demo.num_classes must be 2..36, got {p.demo.num_classes}")
+    need(p.demo.image_size >= 16, f"demo.image_size must be >= 16, got {p.demo.image_size}")
+    need(min(p.demo.train_per_class, p.demo.calibration_per_class, p.demo.val_per_class) > 0,
+         "demo.train_per_class, calibration_per_class and val_per_class must be > 0")
+    need(p.demo.epochs > 0 and p.demo.batch_size > 0 and p.demo.learning_rate > 0,
+         "demo.epochs, batch_size and learning_rate must be > 0")
+    need(p.demo.threads >= 0, "demo.threads must be >= 0 (0: all cores)")
     need(p.data.dataset == "demo" or p.data.root is not None,
          "data.root is not set; point it at your ImageNet val folder (or use data.dataset: demo)")
 
