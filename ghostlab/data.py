@@ -374,6 +374,8 @@ class CachedImages:
         self.labels = dataset.labels[self.rows]
         self.files = [dataset.files[i] for i in self.rows]
         self.split = "eval"
+        """Which set these images are: "eval", or "calibration" (data.calibration_root)."""
+        self.source = str(dataset.root)
 
     @property
     def class_names(self) -> list[str]:
