@@ -471,7 +471,8 @@ class GhostMapsResult:
 
 def detail_modules(layers: list[LayerMaps], requested: list[str], count: int = DEFAULT_DETAIL_MODULES) -> list[str]:
     """The modules to show in detail: ``requested`` (checked), else ``count`` expansion
-    modules (``ghost1``, post-ReLU) spread over depth, among those at least 4x4 in size."""
+    modules (``ghost1``, post-ReLU) at least 4x4 in size, spread over the map sizes
+    (the first module at each size: a stage's entry)."""
     names = [layer.name for layer in layers]
     for name in requested:
         if name not in names:
@@ -481,7 +482,10 @@ def detail_modules(layers: list[LayerMaps], requested: list[str], count: int = D
     if requested:
         return list(requested)
     pool = [layer for layer in layers if layer.name.endswith("ghost1") and min(layer.output.shape[-2:]) >= 4]
-    pool = pool or layers
+    by_size: dict[tuple, LayerMaps] = {}
+    for layer in pool or layers:
+        by_size.setdefault(layer.output.shape[-2:], layer)
+    pool = list(by_size.values())
     picks = np.unique(np.linspace(0, len(pool) - 1, min(count, len(pool))).round().astype(int))
     return [pool[i].name for i in picks]
 
