@@ -77,7 +77,7 @@ def test_prepare_builds_seed_layout_and_a_checkpoint_then_reuses_them(tmp_path, 
 
     # a training param change retrains on the same data; a data param change rebuilds the data
     monkeypatch.undo()
-    retrained = demo.prepare(_tiny(tmp_path, "demo.learning_rate=0.01"), show_progress=False)
+    retrained = demo.prepare(_tiny(tmp_path, "demo.learning_rate=0.02"), show_progress=False)
     assert retrained.model.weights != prepared.model.weights and retrained.data.root == prepared.data.root
     monkeypatch.setattr(demo, "train", no_rebuild)
     with pytest.raises(AssertionError, match="rebuilt"):
