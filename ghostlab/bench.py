@@ -55,6 +55,8 @@ small feature maps are memory-bound, so a few percent is normal for GhostNet.
                    "fp32_vs_torch": float | null, "fp32_vs_torch_1_thread": float | null,
                    "best_int8": str | null,
                    "best_int8_img_s": float | null, "best_int8_vs_fp32": float | null},
+      "profile": {"batch": int, "threads": 1, "runs": int,   # null when benchmark.profile is false
+                  "models": {"<onnx model>": {"<GhostNet part>": ms per image}}},
       "warnings": [str],
       "load_average": {"before": [1, 5, 15 min], "after": [...]},
       "seconds": float
@@ -418,6 +420,11 @@ def select(result: dict, model: str | None = None, batch: int | None = None,
     return [r for r in result["results"] if all(v is None or r[k] == v for k, v in want.items())]
 
 
+def _closest(values: Sequence[int], target: int) -> int:
+    """The value nearest ``target``; the larger one on a tie."""
+    return min(values, key=lambda v: (abs(v - target), -v))
+
+
 def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
     """Best int8 over fp32 and fp32 over torch at ``batch`` (or the closest batch), all cores, one session.
 
@@ -427,7 +434,7 @@ def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
     batches = sorted({r["batch"] for r in rows if r["sessions"] == 1})
     if not batches:
         return {}
-    b = min(batches, key=lambda v: (abs(v - batch), -v))
+    b = _closest(batches, batch)
     cell = [r for r in rows if r["batch"] == b and r["sessions"] == 1]
     threads = max(r["threads"] for r in cell)  # all cores when the grid has it
     cell = {r["model"]: r for r in cell if r["threads"] == threads}
@@ -502,6 +509,90 @@ def load_warning(before: Sequence[float], cores: int) -> str | None:
     return None
 
 
+# ---------------------------------------------------------------- where the time goes
+
+_LAYOUT_OPS = {"ReorderInput", "ReorderOutput", "Transpose"}
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+
+
+def part_of(node_name: str, op_type: str) -> str:
+    """The GhostNet part an executed ORT node belongs to (calibrate's roles), or the layout /
+    quantize work ORT adds around the graph."""
+    from .calibrate import ghostnet_role
+
+    role = ghostnet_role(node_name)
+    if role != "other":
+        return role
+    if op_type in _LAYOUT_OPS:
+        return "layout reorder"
+    if op_type in _QDQ_OPS:
+        return "quantize / dequantize"
+    return "other"
+
+
+def _parse_profile(events: list[dict], runs: int) -> dict[str, list[float]]:
+    """ms per GhostNet part in each of the last ``runs`` inferences of an ORT profile."""
+    windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[-runs:]
+    per_run: list[Counter] = [Counter() for _ in windows]
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        for i, (start, end) in enumerate(windows):
+            if start <= e["ts"] <= end:
+                per_run[i][part_of(e["name"][: -len("_kernel_time")], e.get("args", {}).get("op_name", ""))] \
+                    += e["dur"] / 1e3
+                break
+    parts = sorted({k for c in per_run for k in c})
+    return {k: [c.get(k, 0.0) for c in per_run] for k in parts}
+
+
+def profile_parts(models: Sequence[BenchModel], batch: int, size: int, runs: int = 5,
+                  threads: int = 1) -> dict:
+    """Time per image (ms, median over ``runs`` interleaved inferences) that each GhostNet part
+    takes in each ONNX model, from ONNX Runtime's profiler on ``threads`` threads.
+
+    The profiler adds a little overhead per node, so totals run above the timed table; the split
+    is what it is for: which parts int8 speeds up and which it slows down.
+    """
+    import json
+    import tempfile
+
+    import onnxruntime as ort
+
+    onnx_models = [m for m in models if m.kind == "onnx" and m.path is not None]
+    x = canonical_input(batch, size)
+    with tempfile.TemporaryDirectory(prefix="ghostlab-profile-") as tmp:
+        sessions = {}
+        for m in onnx_models:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.log_severity_level = 3
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(Path(tmp) / m.name)
+            sessions[m.name] = ort.InferenceSession(str(m.path), opts, providers=["CPUExecutionProvider"])
+        for r in range(runs + 1):  # one warm-up inference, left out below
+            for m in _rotated(onnx_models, r):
+                sessions[m.name].run(None, {sessions[m.name].get_inputs()[0].name: x})
+        parts = {name: _parse_profile(json.loads(Path(s.end_profiling()).read_text()), runs)
+                 for name, s in sessions.items()}
+    return {"batch": batch, "threads": threads, "runs": runs,
+            "models": {name: {k: float(np.median(v)) / batch for k, v in by_part.items()}
+                       for name, by_part in parts.items()}}
+
+
+def profile_rows(result: dict) -> list[dict]:
+    """ms per image by GhostNet part, one column per model, largest fp32 part first."""
+    prof = result.get("profile") or {}
+    models = prof.get("models", {})
+    if not models:
+        return []
+    parts = sorted({p for m in models.values() for p in m},
+                   key=lambda p: -models.get("fp32", next(iter(models.values()))).get(p, 0.0))
+    rows = [{"part": p, **{f"{m} ms": models[m].get(p, 0.0) for m in models}} for p in parts]
+    rows.append({"part": "total", **{f"{m} ms": sum(models[m].values()) for m in models}})
+    return rows
+
+
 # ---------------------------------------------------------------- the whole benchmark
 
 def canonical_input(batch: int, size: int, seed: int = 0) -> np.ndarray:
@@ -530,6 +621,12 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
     finally:
         cache.clear()
         _restore_torch_threads(cpu["cores"])
+    profile = None
+    if bench.profile and any(m.kind == "onnx" for m in models):
+        if progress:
+            progress("profiling by GhostNet part")
+        profile = profile_parts(models, _closest(settings["batch_sizes"], bench.headline_batch), bench.input_size,
+                                runs=2 if settings["quick"] else 5)
     facts = {m.name: m.facts() for m in models}
     after = list(os.getloadavg())
     warnings = isa_warnings(cpu, facts) + scaling_warnings(rows)
@@ -550,6 +647,7 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
                  "formula": PEAK_FORMULA},
         "results": rows,
         "headline": headline(rows, cpu["cores"], bench.headline_batch),
+        "profile": profile,
         "warnings": warnings,
         "load_average": {"before": before, "after": after},
         "seconds": time.perf_counter() - t0,

@@ -180,6 +180,8 @@ class BenchmarkParams:
     """Let ONNX Runtime's idle threads spin; off so one model's spinning does not slow the next."""
     headline_batch: int = 8
     """The batch size the report leads with (all cores)."""
+    profile: bool = True
+    """Also split each ONNX model's time by GhostNet part (ONNX Runtime's profiler, one thread, headline batch)."""
     quick: bool = False
     """A few rounds on a reduced grid (first two batch sizes): for tests and first looks."""
 

@@ -478,6 +478,32 @@ def bench_speedup(rows: list[dict]) -> Figure:
     return fig
 
 
+def bench_parts(profile: dict | None, models: list[str | None] | None = None) -> Figure:
+    """Time per image by GhostNet part for the given models (default: all profiled), one bar each."""
+    _png_in_notebooks()
+    data = (profile or {}).get("models", {})
+    names = [m for m in (models or list(data)) if m in data]
+    parts = sorted({p for n in names for p in data[n]}, key=lambda p: max(data[n].get(p, 0.0) for n in names))
+    colors = _bench_colors(list(data))
+    fig = Figure(figsize=(7.5, 0.42 * max(len(parts), 2) + 1.2))
+    ax = fig.subplots()
+    height = 0.8 / max(len(names), 1)
+    for i, n in enumerate(names):
+        ys = [j + (i - (len(names) - 1) / 2) * height for j in range(len(parts))]
+        ax.barh(ys, [data[n].get(p, 0.0) for p in parts], height, color=colors[n], label=n)
+    ax.set_yticks(range(len(parts)), parts, fontsize=8)
+    ax.set_xlabel(f"ms per image (batch {profile.get('batch')}, {profile.get('threads')} thread, ORT profiler)"
+                  if profile else "ms per image")
+    ax.grid(alpha=0.3, axis="x")
+    if names:
+        ax.legend(fontsize=8, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no profile in this run (benchmark.profile)", ha="center", va="center",
+                transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
 # ---- 02_calibrate ----
 
 ROLE_COLORS = {

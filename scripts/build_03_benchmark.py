@@ -112,6 +112,21 @@ run.publish_figure("int8_speedup", fig)
 fig
 """),
     ("md", """
+## Where the time goes
+
+Each ONNX model's time per image split by GhostNet part, from ONNX Runtime's profiler on one
+thread at the headline batch size: fp32 beside the best int8 variant (all models in the table).
+Int8 pays off on the convolutions with many channels; GhostNet's cheap depthwise operations
+work on few channels, where ONNX Runtime's int8 depthwise kernel can be slower than fp32, and
+quantize/dequantize and layout changes are extra work that fp32 does not do.
+"""),
+    ("code", """
+plots.bench_parts(result["profile"], ["fp32", result["headline"].get("best_int8")])
+"""),
+    ("code", """
+plots.table(bench.profile_rows(result), digits=2)
+"""),
+    ("md", """
 ## Roofline: how much of the machine each model uses
 
 MACs per image × measured images per second, against a peak MAC rate estimated from the ISA and

@@ -252,7 +252,8 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     seen = []
     result = bench.run_benchmark(models, params, progress=seen.append)
     cells = bench.grid(bench.effective_settings(params), result["cpu"]["cores"])
-    assert len(seen) == len(cells) and {c.batch for c in cells} == {1, 4}  # quick: first two batch sizes
+    assert len(seen) == len(cells) + 1 and {c.batch for c in cells} == {1, 4}  # quick: first two batch sizes
+    assert seen[-1] == "profiling by GhostNet part"
     assert len(result["results"]) == len(cells) * len(models)
 
     path = write_json(tmp_path / "benchmark.json", result)
@@ -285,3 +286,22 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     assert len(plots.bench_throughput(back["results"]).axes) == len(settings)
     assert len(plots.bench_latency(back["results"], batch=1).axes) == len(settings)
     assert len(plots.bench_speedup(back["results"]).axes[0].patches) == len(cells)
+    prof = back["profile"]
+    assert prof["batch"] == 4 and set(prof["models"]) == {"fp32", "int8_u8s8"}
+    assert all(v >= 0 for m in prof["models"].values() for v in m.values())
+    assert "quantize / dequantize" in prof["models"]["int8_u8s8"]  # the input QuantizeLinear at least
+    assert bench.profile_rows(back)[-1]["part"] == "total"
+    assert len(plots.bench_parts(prof, ["fp32", None]).axes[0].patches) == len(prof["models"]["fp32"])
+
+
+def test_profile_events_are_split_by_run_and_part():
+    run = lambda ts: {"name": "model_run", "cat": "Session", "ts": ts, "dur": 100}  # noqa: E731
+    node = lambda name, op, ts, dur: {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur,  # noqa: E731
+                                      "args": {"op_name": op}}
+    events = [run(0), node("/blocks/blocks.0/blocks.0.0/ghost1/cheap_operation/cheap_operation.0/Conv", "Conv", 5, 9000),
+              run(1000), node("/blocks/blocks.0/blocks.0.0/ghost1/cheap_operation/cheap_operation.0/Conv", "Conv",
+                              1005, 2000),
+              node("ReorderOutput_token_3", "ReorderOutput", 1010, 500), node("input_QuantizeLinear",
+                                                                              "QuantizeLinear", 1020, 250)]
+    parts = bench._parse_profile(events, runs=1)  # the first run is the warm-up
+    assert parts == {"cheap depthwise op": [2.0], "layout reorder": [0.5], "quantize / dequantize": [0.25]}
