@@ -12,10 +12,10 @@ Everything numeric here is ONNX Runtime's own code, driven in a particular order
 4. Per variant, ``quantize_static`` in QDQ format from that cache; top-1 agreement and mean KL
    against fp32 on the hold-out; per-tensor SQNR with ``qdq_loss_debug``, each tensor tagged
    with its GhostNet role.
-5. Sensitivity: each candidate node (the lowest-SQNR nodes of the base variant) quantized
+5. Sensitivity: each candidate node (suggested by the base variant's SQNR) quantized
    alone (``nodes_to_quantize``), ranked by the mean KL it causes on the hold-out.
-6. ``auto``: the base variant with the top-ranked nodes kept in fp32, the fewest needed to
-   reach ``calibrate.auto_target_agreement``.
+6. ``auto``: the base variant with ranked nodes kept in fp32, added while they help, until it
+   reaches ``calibrate.auto_target_agreement``.
 
 The notebook calls ``prepare(run)`` and then the steps of the returned ``Calibration``.
 """
@@ -191,8 +191,8 @@ def quantizable_op_types() -> list[str]:
 
 
 def collect_ranges(model: str | Path, images: Images, indices: np.ndarray, method: str,
-                   percentile: float = 99.999, chunk_size: int = 64, work_dir: str | Path = ".",
-                   chunked: bool = True):
+                   percentile: float = 99.999, chunk_size: int = 32, work_dir: str | Path = ".",
+                   chunked: bool = True, num_bins: int | None = None):
     """Activation ranges from ORT's calibrator (``TensorsData``).
 
     ``chunked``: one ``collect_data`` call per chunk of ``chunk_size`` images, so a histogram
@@ -207,7 +207,9 @@ def collect_ranges(model: str | Path, images: Images, indices: np.ndarray, metho
         raise CalibrationError("no calibration images; raise calibrate.num_images")
     work_dir = Path(work_dir)
     aug = work_dir / f".augmented_{method}.onnx"
-    options = {"percentile": percentile} if method == "percentile" else {}
+    options: dict[str, Any] = {"percentile": percentile} if method == "percentile" else {}
+    if num_bins and method in ("percentile", "entropy"):
+        options["num_bins"] = num_bins
     input_name = _input_name(model)
     try:
         with _quiet():
@@ -398,13 +400,15 @@ class ActivationCapture:
 
 
 def tensor_errors(prep_model: Path, int8_model: Path, capture: ActivationCapture, graph: GraphIndex,
-                  calibrated: Iterable[str]) -> list[dict]:
+                  calibrated: Iterable[str], excluded: Iterable[str] = ()) -> list[dict]:
     """One row per tensor: SQNR of weights and activations, GhostNet role, depth in the graph.
 
     Activations: ``sqnr_db`` compares the int8 model's tensor with the fp32 model's (error
     accumulated up to here), ``local_sqnr_db`` the tensor before and after its own QuantizeLinear/
     DequantizeLinear pair (error added here). Weights and biases: fp32 vs dequantized (both columns).
-    A calibrated tensor the variant did not quantize has ``quantized`` False and SQNR ``inf``.
+    A calibrated tensor the variant did not quantize has ``quantized`` False and SQNR ``inf`` (a
+    node's output folded into the ReLU after it is one; ``kept_fp32`` marks the tensors of nodes
+    in ``excluded``).
     """
     from onnxruntime.quantization.qdq_loss_debug import create_activation_matching, create_weight_matching
 
@@ -430,6 +434,9 @@ def tensor_errors(prep_model: Path, int8_model: Path, capture: ActivationCapture
     for name, match in sorted(weights.items()):
         value = sqnr_db(match["float"], match["dequantized"])
         rows.append(_tensor_row(name, graph.weight_kind(name), graph, True, value, value))
+    excluded = set(excluded)
+    for r in rows:
+        r["kept_fp32"] = r["node"] in excluded
     rows.sort(key=lambda r: (r["depth"], r["kind"] == "activation", r["tensor"]))
     return rows
 
@@ -606,11 +613,15 @@ class Calibration:
 
     def ranges(self, variant: VariantParams) -> tuple[Path, Any]:
         """ORT range cache for the variant's method (computed once per method and percentile)."""
-        key = (variant.method, variant.percentile if variant.method == "percentile" else None)
+        histogram = variant.method in ("percentile", "entropy")
+        key = (variant.method, variant.percentile if variant.method == "percentile" else None,
+               variant.num_bins if histogram else None)
         if key not in self._ranges:
             data = collect_ranges(self.prep_model, self.images, self.calibration_indices, variant.method,
-                                  variant.percentile, self.params.chunk_size, self.work_dir)
-            suffix = f"_{variant.percentile:g}" if key[1] is not None else ""
+                                  variant.percentile, self.params.chunk_size, self.work_dir,
+                                  num_bins=variant.num_bins)
+            suffix = (f"_{variant.percentile:g}" if key[1] is not None else "") + \
+                (f"_{variant.num_bins}bins" if key[2] else "")
             path = save_ranges(data, self.work_dir / f"ranges_{variant.method}{suffix}.json")
             self._ranges[key] = (path, data)
         return self._ranges[key]
@@ -641,7 +652,7 @@ class Calibration:
         path = quantize(self.prep_model, self.artifacts / f"int8_{name}.onnx", cache, variant.method,
                         variant, nodes_to_exclude=excluded)
         scores = self.evaluate(path)
-        tensors = (tensor_errors(self.prep_model, path, self.capture(), self.graph, data.keys())
+        tensors = (tensor_errors(self.prep_model, path, self.capture(), self.graph, data.keys(), excluded)
                    if self.params.sqnr else [])
         settings = dataclasses.asdict(variant)
         if auto is not None:
@@ -755,11 +766,12 @@ class Calibration:
 
     # ---- step: auto (mixed precision)
     def build_auto(self, auto: VariantParams) -> VariantResult:
-        """The base variant with the fewest top-ranked nodes in fp32 that reach the target agreement.
+        """The base variant with a few ranked nodes kept in fp32, to reach the target agreement.
 
-        Searches prefixes of the sensitivity ranking: doubling the count until the target is met
-        (or ``auto_max_excluded``), then bisecting to the smallest count that meets it. Each ranked
-        node is kept in fp32 with its island (the neighbours that would otherwise quantize its
+        Walks down the sensitivity ranking (at most ``auto_max_excluded`` nodes): each node is tried
+        on top of those already kept and kept itself only if the hold-out improves (higher agreement,
+        or the same with lower KL); it stops as soon as the target is met (``greedy_select``). Each
+        kept node goes to fp32 with its island (the neighbours that would otherwise quantize its
         tensors), so what stays fp32 is the node's whole input-to-output path.
         """
         base = self.base_for(auto)
@@ -771,33 +783,33 @@ class Calibration:
         cache, _ = self.ranges(base)
         tmp = self.work_dir / ".auto_try.onnx"
 
-        def excluded(k: int) -> list[str]:
-            """The islands of the top ``k`` ranked nodes (see ``GraphIndex.island``), plus the base's own."""
+        def excluded(nodes: Sequence[str]) -> list[str]:
+            """The islands of ``nodes`` (see ``GraphIndex.island``), after the base's own exclusions."""
             out = list(fixed)
-            for node in ranking[:k]:
+            for node in nodes:
                 out += [n for n in self.graph.island(node) if n not in out]
             return out
 
-        steps = {0: {"top1_agreement": base_result.top1_agreement, "mean_kl": base_result.mean_kl}}
+        steps = {(): {"top1_agreement": base_result.top1_agreement, "mean_kl": base_result.mean_kl}}
 
-        def score(k: int) -> dict:
-            if k not in steps:
+        def score(nodes: Sequence[str]) -> dict:
+            key = tuple(nodes)
+            if key not in steps:
                 try:
-                    quantize(self.prep_model, tmp, cache, base.method, base, nodes_to_exclude=excluded(k))
-                    steps[k] = self.evaluate(tmp)
+                    quantize(self.prep_model, tmp, cache, base.method, base, nodes_to_exclude=excluded(nodes))
+                    steps[key] = self.evaluate(tmp)
                 finally:
                     tmp.unlink(missing_ok=True)
-            return steps[k]
+            return {**steps[key], "fp32_nodes": len(excluded(nodes))}
 
-        hi = fewest_needed(lambda k: score(k)["top1_agreement"] >= target, limit)
-        reached = hi is not None
-        chosen = hi if reached else max(steps, key=lambda k: (steps[k]["top1_agreement"], -steps[k]["mean_kl"], -k))
+        picked, trials = greedy_select(ranking[:limit], score, lambda sc: sc["top1_agreement"] >= target)
+        best = [t for t in trials if t["accepted"]][-1]
+        reached = best["top1_agreement"] >= target
         info = {"base": base.name, "target_agreement": target, "reached": reached,
-                "ranked_nodes": ranking[:chosen], "kept_fp32": excluded(chosen),
-                "max_ranked_nodes": self.params.auto_max_excluded,
-                "steps": [{"ranked_nodes": k, "fp32_nodes": len(excluded(k)), **v} for k, v in sorted(steps.items())],
+                "ranked_nodes": picked, "kept_fp32": excluded(picked),
+                "max_ranked_nodes": self.params.auto_max_excluded, "steps": trials,
                 "sensitivity": self.sensitivity(base)}
-        return self.build(base, nodes_to_exclude=excluded(chosen), auto=info, name=auto.name)
+        return self.build(base, nodes_to_exclude=excluded(picked), auto=info, name=auto.name)
 
     def build_autos(self) -> list[VariantResult]:
         return [self.build_auto(v) for v in self.params.variants if v.method == "auto"]
@@ -853,7 +865,7 @@ class Calibration:
         return rows
 
     def auto_steps(self) -> list[dict]:
-        """Every prefix of the ranking the auto search tried."""
+        """Every node the auto search tried, whether it was kept, and the hold-out scores."""
         return [{"variant": r.name, **step} for r in self.results.values() if r.auto for step in r.auto["steps"]]
 
     def tensor_tables(self) -> dict[str, list[dict]]:
@@ -879,30 +891,26 @@ class Calibration:
         return out
 
 
-def fewest_needed(ok: Callable[[int], bool], limit: int) -> int | None:
-    """The smallest ``k`` in 0..limit with ``ok(k)``, assuming ``ok`` turns true and stays true as k grows.
+def greedy_select(candidates: Sequence[str], score: Callable[[list[str]], dict],
+                  meets: Callable[[dict], bool], cache: dict | None = None) -> tuple[list[str], list[dict]]:
+    """Candidates kept, in order, and every trial: walk ``candidates``, keep one when adding it to those
+    kept improves ``score`` (higher ``top1_agreement``, then lower ``mean_kl``); stop once ``meets``.
 
-    Doubles k (1, 2, 4, ...; then ``limit``) until ``ok``, then bisects between the last miss and the
-    first hit: about 2*log2(limit) calls. None when ``ok(limit)`` is still false.
+    ``score(nodes)`` returns a dict with ``top1_agreement`` and ``mean_kl``; at most
+    ``len(candidates) + 1`` calls.
     """
-    if ok(0):
-        return 0
-    lo, k = 0, 1
-    while k <= limit:
-        if ok(k):
-            hi = k
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                if ok(mid):
-                    hi = mid
-                else:
-                    lo = mid
-            return hi
-        lo = k
-        if k == limit:
+    kept: list[str] = []
+    best = score([])
+    trials = [{"tried": "(base)", "accepted": True, "kept": 0, **best}]
+    for node in candidates:
+        if meets(best):
             break
-        k = min(2 * k, limit)
-    return None
+        trial = score(kept + [node])
+        better = (trial["top1_agreement"], -trial["mean_kl"]) > (best["top1_agreement"], -best["mean_kl"])
+        if better:
+            kept, best = kept + [node], trial
+        trials.append({"tried": node, "accepted": better, "kept": len(kept), **trial})
+    return kept, trials
 
 
 def time_models(models: dict[str, Path], input_size: int, rounds: int = 30, threads: int = 1,

@@ -526,8 +526,9 @@ def notes(messages: list[str], title: str = "Warnings"):
 
 def sqnr_by_depth(tensors: dict[str, list[dict]], title: str = "Per-tensor SQNR along the network") -> Figure:
     """One panel per variant. Dots: each quantized tensor's local SQNR (the noise its own quantization
-    adds), by depth in the graph, coloured by GhostNet role (squares: weights and biases). Black line:
-    activation SQNR against the fp32 model (error accumulated so far). Grey bands: nodes kept in fp32."""
+    adds), by depth in the graph, coloured by GhostNet role (squares: weights; int32 biases are left
+    out, their SQNR is far above the rest). Black line: activation SQNR against the fp32 model (error
+    accumulated so far). Grey bands: nodes kept in fp32 (rows with ``kept_fp32``)."""
     import math
 
     names = list(tensors)
@@ -537,10 +538,10 @@ def sqnr_by_depth(tensors: dict[str, list[dict]], title: str = "Per-tensor SQNR 
     for ax, name in zip(axes, names):
         rows = tensors[name]
         for r in rows:
-            if not r["quantized"]:
+            if r.get("kept_fp32"):
                 ax.axvspan(r["depth"] - 0.5, r["depth"] + 0.5, color="#dddddd", zorder=0, lw=0)
         for role in dict.fromkeys(r["role"] for r in rows):
-            for kind, marker in (("activation", "o"), ("weight", "s"), ("bias", "s")):
+            for kind, marker in (("activation", "o"), ("weight", "s")):
                 pts = [r for r in rows if r["role"] == role and r["kind"] == kind and r["quantized"]
                        and math.isfinite(r["local_sqnr_db"])]
                 if pts:

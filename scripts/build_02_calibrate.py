@@ -61,9 +61,11 @@ plots.table(cal.summary_rows(), digits=4)
     ("md", """
 ## Sensitivity: nodes that hurt when quantized alone
 
-The lowest-SQNR nodes of the base variant (up to `calibrate.sensitivity_candidates`), each
-quantized on its own with the rest of the model in fp32, ranked by the mean KL that causes on the
-hold-out. This is the order in which `auto` keeps nodes in fp32.
+Candidates come from the base variant's SQNR (up to `calibrate.sensitivity_candidates`): nodes
+touching the lowest-SQNR tensors, and nodes whose output lost the most SQNR against fp32 compared
+with their inputs (*SQNR drop*: what an outlier channel does, while the tensor's own SQNR looks
+fine). Each is quantized on its own with the rest of the model in fp32 and ranked by the mean KL
+that causes on the hold-out. `auto` tries nodes in this order.
 """),
     ("code", """
 base, _ = cal.rank_nodes()
@@ -72,8 +74,11 @@ plots.table(cal.sensitivity_rows(top=15), digits=5, caption=f"base variant: {bas
     ("md", """
 ## Mixed precision: the `auto` variant
 
-The base variant with the top-ranked nodes kept in fp32: the fewest, along the ranking, that bring
-hold-out agreement to `calibrate.auto_target_agreement`. The second table lists every count tried.
+The base variant (`base`, or the variant with the best hold-out agreement) with nodes kept in fp32:
+down the ranking, each node is tried on top of those already kept and stays only if hold-out
+agreement (then KL) improves, until agreement reaches `calibrate.auto_target_agreement`. A node is
+kept in fp32 together with the neighbours that would otherwise quantize its inputs and outputs.
+The second table lists every node tried.
 """),
     ("code", """
 cal.build_autos()
