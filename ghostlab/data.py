@@ -308,21 +308,18 @@ def preprocess_for(params: Params, model: Any = None) -> Preprocess:
 
 
 def load_image(path: Path) -> Image.Image:
-    """Any image file (JPEG/PNG/BMP; RGB, L, CMYK, RGBA, P, I;16...) as an RGB PIL image."""
-    with Image.open(path) as im:
+    """Any image file (JPEG/PNG/BMP; RGB, L, CMYK, RGBA, P, I;16...) as an RGB PIL image, as torchvision's
+    loader makes it (``convert("RGB")``: alpha is dropped); 16-bit images are scaled, not clipped."""
+    with open(path, "rb") as fh:  # our own handle: closed here, the decoded image stays usable
+        im = Image.open(fh)
         im.load()
-        if im.mode == "RGB":
-            return im.copy()
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            im = im.convert("RGBA")  # composite on white rather than keep what is under the alpha
-            bg = Image.new("RGB", im.size, (255, 255, 255))
-            bg.paste(im, mask=im.getchannel("A"))
-            return bg
-        if im.mode.startswith("I;16") or im.mode in ("I", "F"):
-            arr = np.asarray(im, dtype=np.float64)
-            top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
-            return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
-        return im.convert("RGB")
+    if im.mode == "RGB":
+        return im
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):  # PIL would clip these at 255: scale instead
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
+    return im.convert("RGB")
 
 
 # ---------------------------------------------------------------- the cache
@@ -418,8 +415,7 @@ def _decode_rows(args: tuple) -> list[dict]:
             where = f"{file} (listed at {origin})" if origin else str(file)
             bad.append({"index": int(row), "file": str(file), "where": where,
                         "reason": f"cannot decode image ({reason})"})
-    out.flush()
-    del out
+    del out  # no msync: the pages are shared with the parent's mapping; durability is not needed
     return bad
 
 
@@ -428,7 +424,7 @@ def _workers(params: Params) -> int:
 
 
 def _build_cache(dataset: Dataset, preprocess: Preprocess, path: Path, workers: int, show: bool) -> list[dict]:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     shape = (len(dataset), preprocess.crop, preprocess.crop, 3)
     np.memmap(path, dtype=np.uint8, mode="w+", shape=shape).flush()

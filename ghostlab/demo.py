@@ -219,7 +219,7 @@ def evaluate_top1(model: "torch.nn.Module", cached, batch_size: int = 256) -> fl
 def _fit(params: Params, train_set, show_progress: bool) -> tuple["torch.nn.Module", list[dict]]:
     """Seeded AdamW + one-cycle training with label smoothing; a progress bar per step."""
     import torch
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .models import create_model
 

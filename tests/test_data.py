@@ -64,15 +64,17 @@ def test_seed_layout_mixing_image_modes_loads_with_label_txt_names(tmp_path):
     assert np.array_equal(gray[..., 0], gray[..., 2])  # grayscale became three equal channels
 
 
-def test_each_mode_decodes_as_torchvision_would(tmp_path):
+def test_each_mode_decodes_as_torchvisions_loader(tmp_path):
     root = _seed_folder(tmp_path / "ds")
+    from torchvision.datasets.folder import pil_loader
+
     for path in sorted((root / "val").iterdir()):
-        with Image.open(path) as im:
-            expected = im.convert("RGB") if im.mode not in ("RGBA", "P") else None
         got = data.load_image(path)
         assert got.mode == "RGB"
-        if expected is not None:
-            assert np.array_equal(np.asarray(got), np.asarray(expected)), path.name
+        assert np.array_equal(np.asarray(got), np.asarray(pil_loader(str(path)))), path.name
+    sixteen = root / "sixteen.png"
+    Image.fromarray(np.full((8, 8), 30000, dtype=np.uint16)).save(sixteen)
+    assert np.asarray(data.load_image(sixteen)).max() == 116  # 30000 / 65535 * 255: scaled, not clipped to 255
 
 
 def test_without_label_txt_1000_classes_use_timms_imagenet_names(tmp_path):
@@ -92,6 +94,18 @@ def test_folders_layout_sorts_classes_and_uses_folder_names(tmp_path):
     ds = data.load_dataset(_params(tmp_path, root, "data.dataset=folders"))
     assert ds.class_names == ["ant", "zebra"]
     assert ds.labels.tolist() == [0, 0, 0, 1, 1] and len(ds) == 5
+
+
+def test_folders_layout_with_1000_synset_folders_uses_imagenet_names(tmp_path):
+    from timm.data import ImageNetInfo
+
+    root = tmp_path / "synsets"
+    for synset in ImageNetInfo().label_names():
+        (root / synset).mkdir(parents=True)
+        (root / synset / "x.JPEG").touch()
+    ds = data.load_dataset(_params(tmp_path, root, "data.dataset=folders"))
+    assert ds.num_classes == 1000 and len(ds) == 1000
+    assert ds.class_names[0] == "tench, Tinca tinca" and ds.files[0].parent.name == "n01440764"
 
 
 def test_max_images_takes_the_first_n(tmp_path):
