@@ -275,13 +275,23 @@ class Preprocess:
         image = image.crop((left, top, left + self.crop, top + self.crop))
         return np.asarray(image, dtype=np.uint8)
 
+    def lookup_table(self) -> np.ndarray:
+        """float32 (3, 256): each channel's normalised value of every uint8 level, computed with
+        ToTensor + Normalize's float32 operations, so a lookup equals them bit for bit."""
+        levels = np.arange(256, dtype=np.float32) / np.float32(255.0)
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None]
+        return ((levels[None, :] - mean) / std).astype(np.float32)
+
     def normalize(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), ``(x / 255 - mean) / std``."""
-        x = images.astype(np.float32).transpose(0, 3, 1, 2)
-        x /= np.float32(255.0)
-        x -= np.asarray(self.mean, dtype=np.float32).reshape(1, 3, 1, 1)
-        x /= np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
-        return np.ascontiguousarray(x)
+        """uint8 (N, H, W, 3) -> float32 (N, 3, H, W), ``(x / 255 - mean) / std`` by table lookup
+        (a third of the time of the arithmetic)."""
+        n, h, w, _ = images.shape
+        lut = self.lookup_table()
+        out = np.empty((n, 3, h, w), dtype=np.float32)
+        for c in range(3):
+            out[:, c] = lut[c][images[..., c]]
+        return out
 
 
 def preprocess_for(params: Params, model: Any = None) -> Preprocess:
@@ -396,10 +406,20 @@ class CachedImages:
     def batches(self, batch_size: int, indices: np.ndarray | None = None
                 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yields ``(x float32 NCHW, y int64, idx)`` in order; ``idx`` index this object (0..len-1)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         order = np.arange(len(self)) if indices is None else np.asarray(indices, dtype=np.int64)
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            yield self.normalized(idx), self.labels[idx], idx
+        chunks = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+        if not chunks:
+            return
+        # the next batch is read and normalised in a thread while the caller runs the model on this one
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostlab-batches") as pool:
+            upcoming = pool.submit(self.normalized, chunks[0])
+            for i, idx in enumerate(chunks):
+                x = upcoming.result()
+                if i + 1 < len(chunks):
+                    upcoming = pool.submit(self.normalized, chunks[i + 1])
+                yield x, self.labels[idx], idx
 
 
 def _decode_rows(args: tuple) -> list[dict]:
