@@ -274,8 +274,10 @@ PATH_KEYS = {
     ("ghost_maps", "image"),
     ("run", "output_root"),
     ("run", "notebook_dir"),
+    ("ghost_maps", "resnet_weights"),
 }
-_NOT_PATHS = {("model", "weights"): {"random", "pretrained", "demo"}}
+_NOT_PATHS = {("model", "weights"): {"random", "pretrained", "demo"},
+              ("ghost_maps", "resnet_weights"): {"random", "pretrained"}}
 
 
 # ---------------------------------------------------------------- type checking

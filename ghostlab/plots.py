@@ -18,6 +18,8 @@ def _cell(value: Any, digits: int) -> str:
             return "–"
         if value in (float("inf"), float("-inf")):
             return "∞" if value > 0 else "−∞"
+        if value != 0 and abs(value) < 10 ** -digits:  # tiny differences keep their magnitude
+            return f"{value:.2e}"
         return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
