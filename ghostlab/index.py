@@ -194,8 +194,11 @@ def write_index(run_dir: Path) -> Path:
     model = params.get("model", {})
     status = manifest.get("status", "ok")
     profile = str(manifest.get("profile"))
+    weights = str(model.get("weights"))
+    given = manifest.get("weights_given") or weights
+    shown = given if given == weights else f"{given} ({Path(weights).name})"
     parts = [f"<h1>ghostlab · {e(profile)}</h1>",
-             f"<p class='sub'>{e(str(model.get('name')))} · weights {e(str(model.get('weights')))} · "
+             f"<p class='sub'>{e(str(model.get('name')))} · weights {e(shown)} · "
              f"run <span class='{e(status)}'>{e(status)}</span> · started {e(str(manifest.get('started')))}</p>"]
     if status != "ok":
         parts.append(f"<div class='banner'><b>This run is {e(status)}.</b> "

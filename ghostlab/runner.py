@@ -308,6 +308,7 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
     selected = select_notebooks(available, only or params.run.notebooks or None)
     show_code = params.run.show_code if show_code is None else show_code
     final = run_dir_for(params, out)
+    weights_given = params.model.weights  # `demo` or `pretrained` reads better than the file it resolves to
     params = preflight(params, [nb.stem for nb in selected])
     earlier = _earlier_runs(final) if final.parent.exists() else []
     complete = next(((f, m) for f, m in earlier if f == final), None)
@@ -323,6 +324,7 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
         "git": system.git_commit(PROJECT_DIR),
         **system.environment(),
         "params": params.to_dict(),
+        "weights_given": weights_given,
         "notebooks": {},
     }
     results: list[NotebookResult] = []

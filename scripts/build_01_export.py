@@ -14,7 +14,7 @@ against PyTorch on real images from the evaluation set. Everything later in the 
 """),
     ("params", """
 params_file = "../params/demo.yaml"
-run_dir = "../outputs/demo"
+run_dir = "../outputs/lab"
 """),
     ("code", """
 import ghostlab

@@ -15,7 +15,7 @@ quantized alone, and an `auto` variant that keeps the fewest of those in fp32 to
 """),
     ("params", """
 params_file = "../params/demo.yaml"
-run_dir = "../outputs/demo"
+run_dir = "../outputs/lab"
 """),
     ("code", """
 import ghostlab

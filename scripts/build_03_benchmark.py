@@ -16,7 +16,7 @@ options, and says how much of the machine each model uses.
 """),
     ("params", """
 params_file = "../params/demo.yaml"
-run_dir = "../outputs/demo"
+run_dir = "../outputs/lab"
 """),
     ("code", """
 import ghostlab

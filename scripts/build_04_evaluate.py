@@ -15,7 +15,7 @@ per-image predictions are written to `artifacts/predictions_<model>.csv`.
 """),
     ("params", """
 params_file = "../params/demo.yaml"
-run_dir = "../outputs/demo"
+run_dir = "../outputs/lab"
 """),
     ("code", """
 import ghostlab

@@ -16,7 +16,7 @@ how alike they are, and compares how redundant each layer is, across depth, with
 """),
     ("params", """
 params_file = "../params/demo.yaml"
-run_dir = "../outputs/demo"
+run_dir = "../outputs/lab"
 """),
     ("code", """
 import ghostlab
