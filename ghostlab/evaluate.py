@@ -545,6 +545,10 @@ def data_rows(ev: Evaluation) -> list[dict]:
         {"what": "preprocessing", "value": d["preprocess"]},
         {"what": "calibration images", "value": calib},
     ]
+    names = ev.class_names
+    if names:  # lets a reader check that labels map to the right names
+        shown = "; ".join(f"{i}: {names[i]}" for i in sorted({0, 1, len(names) - 1}) if i < len(names))
+        rows.append({"what": "class names", "value": shown + (" …" if len(names) > 3 else "")})
     if d["skipped"]:
         rows.insert(2, {"what": "images skipped (unreadable)", "value": d["skipped"]})
     if d["export_preprocess"] and d["export_preprocess"] != d["preprocess"]:

@@ -175,3 +175,18 @@ def test_output_folder_not_writable(case, capsys):
     (tmp / "file").write_text("x")
     got, errors, err = run_cli(capsys, params(), "--out", tmp / "file" / "run")
     assert got == 1 and len(errors) == 1 and "cannot write the run folder" in errors[0], err
+
+
+@pytest.mark.slow
+def test_class_names_from_a_users_label_file_are_escaped_in_every_report(case, capsys):
+    tmp, data, params = case
+    evil = "<script>alert(1)</script>"
+    (data / "label.txt").write_text(f"{evil}, tench\n<img src=x onerror=alert(2)>\n")
+    code = main(["run", str(params()), "--only", "01,02,04"])
+    assert code == 0, capsys.readouterr().err
+    run_dir = tmp / "out" / "p"
+    evaluate_page = (run_dir / "04_evaluate.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in evaluate_page  # shown, as text
+    for page in run_dir.glob("*.html"):
+        text = page.read_text()
+        assert evil not in text and "<img src=x" not in text, page.name
