@@ -1,7 +1,8 @@
 """Figures and tables for the notebooks: data in, ``Figure`` (or HTML table) out, no computation.
 
 Figures are built with ``matplotlib.figure.Figure`` (not pyplot) so a notebook shows each
-exactly once, in a kernel and in papermill alike. Sections below are one per notebook.
+exactly once, in a kernel and in papermill alike (``ghostlab.start`` registers IPython's PNG
+formatter for bare Figures). Sections below are one per notebook.
 """
 
 from __future__ import annotations
@@ -60,23 +61,6 @@ def op_histogram(ops: dict[str, int], title: str = "ONNX graph: nodes by op type
 
 # ---- 04_evaluate ----
 
-def _png_in_notebooks() -> None:
-    """Make IPython show a bare ``Figure`` as PNG.
-
-    The inline backend registers its PNG formatter only when pyplot is imported, which this
-    module never does, so without this a kernel (and papermill) shows "<Figure size ...>".
-    Idempotent; a no-op outside IPython.
-    """
-    try:
-        from IPython import get_ipython
-        from IPython.core.pylabtools import select_figure_formats
-    except ImportError:  # pragma: no cover - plain python
-        return
-    shell = get_ipython()
-    if shell is not None and hasattr(shell, "display_formatter"):
-        select_figure_formats(shell, {"png"})
-
-
 def text_table(rows: Iterable[dict], digits: int = 3) -> str:
     """A plain-text table (for the terminal) from row dicts; columns sized to fit."""
     rows = list(rows)
@@ -93,7 +77,6 @@ def top1_drop_intervals(rows: list[dict], title: str = "int8 top-1 drop vs fp32,
 
     ``rows``: dicts with ``model``, ``top1_drop``, ``ci_low``, ``ci_high``, ``significant``.
     """
-    _png_in_notebooks()
     fig = Figure(figsize=(6.5, 0.45 * max(len(rows), 1) + 1.3))
     ax = fig.subplots()
     for y, r in enumerate(rows):
@@ -122,7 +105,6 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> 
     ``points``: dicts with ``model``, ``latency_ms``, ``top1``, ``pareto`` (bool) and optionally
     ``setting`` (which benchmark row the latency comes from, shown in the axis label).
     """
-    _png_in_notebooks()
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.subplots()
     if not points:
@@ -195,12 +177,6 @@ def _draw_mosaic(ax: Any, rows: list[list[Any]], row_labels: list[str], col_labe
         side.set_visible(False)
 
 
-def _shown(fig: Figure) -> Figure:
-    """The figure, with IPython set to show bare Figures as PNG (see ``_png_in_notebooks``)."""
-    _png_in_notebooks()
-    return fig
-
-
 def _cos(value: float) -> str:
     return "–" if value != value else f"{value:.2f}"
 
@@ -223,7 +199,7 @@ def ghost_inputs(pictures: Any, labels: list[str], preprocess: str) -> Figure:
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.text(0.5, 0.02, f"{pictures.shape[1]}x{pictures.shape[2]} px after {preprocess}", ha="center",
              fontsize=7, wrap=True)
-    return _shown(fig)
+    return fig
 
 
 def intrinsic_vs_ghost(panels: list[dict]) -> Figure:
@@ -243,7 +219,7 @@ def intrinsic_vs_ghost(panels: list[dict]) -> Figure:
         h, w = pairs[0]["intrinsic_map"].shape
         ax.set_title(f"{panel['name']}  ({h}x{w})", fontsize=9, loc="left")
     fig.tight_layout()
-    return _shown(fig)
+    return fig
 
 
 def ghost_similarity_distribution(data: dict) -> Figure:
@@ -270,7 +246,7 @@ def ghost_similarity_distribution(data: dict) -> Figure:
     ax.set_xlabel("Ghost module (stage.block.g1 = expansion, g2 = projection; colour = stage)")
     ax.set_title(f"{data['model']}: how much each ghost map looks like the map it is made from", fontsize=10)
     fig.tight_layout()
-    return _shown(fig)
+    return fig
 
 
 def channel_similarity_heatmaps(panels: list[dict]) -> Figure:
@@ -292,7 +268,7 @@ def channel_similarity_heatmaps(panels: list[dict]) -> Figure:
         ax.set_xlabel("channel", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
-    return _shown(fig)
+    return fig
 
 
 def ghost_pair_gallery(panels: list[dict]) -> Figure:
@@ -312,7 +288,7 @@ def ghost_pair_gallery(panels: list[dict]) -> Figure:
         title = panel["title"] + (f"\n⚠ {panel['banner']}" if panel.get("banner") else "")
         ax.set_title(title, fontsize=9, loc="left", color="#c0392b" if panel.get("banner") else "black")
     fig.tight_layout()
-    return _shown(fig)
+    return fig
 
 
 def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None) -> Figure:
@@ -345,7 +321,7 @@ def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None
     left.legend(fontsize=8, loc="lower right")
     fig.tight_layout(rect=(0, 0, 1, 0.9) if banner else None)
     _banner(fig, banner)
-    return _shown(fig)
+    return fig
 
 
 def ghost_explorer_view(picture: Any, intrinsic_map: Any, ghost_maps: list[Any], title: str,
@@ -362,7 +338,7 @@ def ghost_explorer_view(picture: Any, intrinsic_map: Any, ghost_maps: list[Any],
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    return _shown(fig)
+    return fig
 
 
 def banner(text: str):
@@ -395,7 +371,6 @@ def _bench_colors(models: list[str]) -> dict[str, Any]:
 
 def bench_throughput(rows: list[dict]) -> Figure:
     """Throughput (img/s) against batch size, one line per model, one panel per threads/sessions setting."""
-    _png_in_notebooks()
     settings = _bench_settings(rows)
     models = list(dict.fromkeys(r["model"] for r in rows))
     colors = _bench_colors(models)
@@ -421,7 +396,6 @@ def bench_throughput(rows: list[dict]) -> Figure:
 
 def bench_latency(rows: list[dict], batch: int = 1) -> Figure:
     """Distribution of per-inference latency at ``batch`` (box: quartiles, whiskers: 5–95 %), per setting."""
-    _png_in_notebooks()
     from matplotlib.ticker import FormatStrFormatter, LogLocator
 
     rows = [r for r in rows if r["batch"] == batch]
@@ -450,7 +424,6 @@ def bench_latency(rows: list[dict], batch: int = 1) -> Figure:
 
 def bench_speedup(rows: list[dict]) -> Figure:
     """Each int8 variant's throughput over fp32 per grid cell (paired median; bars: inter-quartile range)."""
-    _png_in_notebooks()
     int8 = [r for r in rows if r["precision"] == "int8" and r["ratio_vs_fp32"] is not None]
     variants = list(dict.fromkeys(r["model"] for r in int8))
     cells = list(dict.fromkeys((r["batch"], r["threads"], r["sessions"]) for r in int8))
@@ -482,7 +455,6 @@ def bench_speedup(rows: list[dict]) -> Figure:
 
 def bench_parts(profile: dict | None, models: list[str | None] | None = None) -> Figure:
     """Time per image by GhostNet part for the given models (default: all profiled), one bar each."""
-    _png_in_notebooks()
     data = (profile or {}).get("models", {})
     names = [m for m in (models or list(data)) if m in data]
     parts = sorted({p for n in names for p in data[n]}, key=lambda p: max(data[n].get(p, 0.0) for n in names))
