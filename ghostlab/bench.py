@@ -210,15 +210,10 @@ def quant_types(path: str | Path) -> dict:
 
 def _ort_runner(path: Path, spin: bool) -> Callable[[int], Callable[[np.ndarray], Any]]:
     def make(threads: int) -> Callable[[np.ndarray], Any]:
-        import onnxruntime as ort
+        from .export import ort_session
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         # Idle workers that spin would steal the cores of the model that runs next.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        session = ort_session(path, threads, spin=spin)
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})
 
@@ -557,19 +552,14 @@ def profile_parts(models: Sequence[BenchModel], batch: int, size: int, runs: int
     import json
     import tempfile
 
-    import onnxruntime as ort
+    from .export import ort_session
 
     onnx_models = [m for m in models if m.kind == "onnx" and m.path is not None]
     x = canonical_input(batch, size)
     with tempfile.TemporaryDirectory(prefix="ghostlab-profile-") as tmp:
         sessions = {}
         for m in onnx_models:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.log_severity_level = 3
-            opts.enable_profiling = True
-            opts.profile_file_prefix = str(Path(tmp) / m.name)
-            sessions[m.name] = ort.InferenceSession(str(m.path), opts, providers=["CPUExecutionProvider"])
+            sessions[m.name] = ort_session(m.path, threads, profile_prefix=str(Path(tmp) / m.name))
         for r in range(runs + 1):  # one warm-up inference, left out below
             for m in _rotated(onnx_models, r):
                 sessions[m.name].run(None, {sessions[m.name].get_inputs()[0].name: x})

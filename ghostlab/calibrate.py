@@ -134,13 +134,10 @@ def _quiet():
 
 
 def session(path: str | Path, threads: int = 0):
-    """An ONNX Runtime CPU session (``threads`` 0: all cores), quiet."""
-    import onnxruntime as ort
+    """An ONNX Runtime CPU session (``threads`` 0: all cores) that keeps fp32 nodes in fp32."""
+    from .export import ort_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort_session(path, threads)
 
 
 def predict(sess, images: Images, indices: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -61,14 +61,28 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int 
     return path
 
 
-def ort_session(path: str | Path, threads: int = 0):
-    """An ONNX Runtime CPU session; ``threads`` 0 lets ORT use all cores."""
+# ORT's WeightBiasQuantization re-quantizes, at session load, an fp32 Conv that sits between
+# DequantizeLinear and QuantizeLinear: the nodes a variant keeps in fp32 would quietly run int8.
+KEEP_FP32_NODES = ["WeightBiasQuantization"]
+
+
+def ort_session(path: str | Path, threads: int = 0, spin: bool = True, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session; ``threads`` 0 lets ORT use all cores. ``spin`` False keeps idle
+    workers from stealing the cores of whatever runs next (benchmarks); ``profile_prefix`` turns on
+    ORT's profiler. Nodes a quantized model keeps in fp32 stay fp32 (see KEEP_FP32_NODES)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    if not spin:
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"],
+                                disabled_optimizers=KEEP_FP32_NODES)
 
 
 def run_onnx(session, x: np.ndarray) -> np.ndarray:

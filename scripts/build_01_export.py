@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from make_notebook import write_notebook
+from make_notebook import start_cells, write_notebook
 
 CELLS = [
     ("md", """
@@ -12,16 +12,7 @@ The model as timm builds it, exported to ONNX with the settings below and checke
 against PyTorch on real images from the evaluation set. Everything later in the run
 (calibration, benchmark, evaluation) reads the `model.onnx` written here.
 """),
-    ("params", """
-params_file = "../params/demo.yaml"
-run_dir = "../outputs/lab"
-"""),
-    ("code", """
-import ghostlab
-from ghostlab import export, plots
-
-run = ghostlab.start("01_export", params_file, run_dir)
-"""),
+    *start_cells("01_export", "export, plots"),
     ("md", """
 ## Export
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from make_notebook import write_notebook
+from make_notebook import start_cells, write_notebook
 
 CELLS = [
     ("md", """
@@ -13,16 +13,7 @@ variant in `calibrate.variants`. For each: how far it drifts from fp32 on hold-o
 tensors lose the most signal (SQNR, per tensor, tagged by GhostNet part), which nodes hurt most when
 quantized alone, and an `auto` variant that keeps the fewest of those in fp32 to reach a target.
 """),
-    ("params", """
-params_file = "../params/demo.yaml"
-run_dir = "../outputs/lab"
-"""),
-    ("code", """
-import ghostlab
-from ghostlab import calibrate, plots
-
-run = ghostlab.start("02_calibrate", params_file, run_dir)
-"""),
+    *start_cells("02_calibrate", "calibrate, plots"),
     ("md", """
 ## Calibration images
 

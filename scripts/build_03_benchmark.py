@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from make_notebook import write_notebook
+from make_notebook import start_cells, write_notebook
 
 CELLS = [
     ("md", """
@@ -14,16 +14,7 @@ CPU, at the canonical 3×224×224 input whatever size the profile trains at. It 
 questions a vendor benchmark tool answers with its batch (`-b`), thread and instance (`-i`)
 options, and says how much of the machine each model uses.
 """),
-    ("params", """
-params_file = "../params/demo.yaml"
-run_dir = "../outputs/lab"
-"""),
-    ("code", """
-import ghostlab
-from ghostlab import bench, plots
-
-run = ghostlab.start("03_benchmark", params_file, run_dir)
-"""),
+    *start_cells("03_benchmark", "bench, plots"),
     ("md", """
 ## The machine and the measurement
 

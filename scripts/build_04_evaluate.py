@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from make_notebook import write_notebook
+from make_notebook import start_cells, write_notebook
 
 CELLS = [
     ("md", """
@@ -13,16 +13,7 @@ reference post-processing (softmax, then top-k), and the paired statistics that 
 an int8 model's drop is real or noise. Every model sees each batch in one pass over the data;
 per-image predictions are written to `artifacts/predictions_<model>.csv`.
 """),
-    ("params", """
-params_file = "../params/demo.yaml"
-run_dir = "../outputs/lab"
-"""),
-    ("code", """
-import ghostlab
-from ghostlab import evaluate, plots
-
-run = ghostlab.start("04_evaluate", params_file, run_dir)
-"""),
+    *start_cells("04_evaluate", "evaluate, plots"),
     ("md", """
 ## What was evaluated
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from make_notebook import write_notebook
+from make_notebook import start_cells, write_notebook
 
 CELLS = [
     ("md", """
@@ -14,16 +14,7 @@ therefore computes a few *intrinsic* maps with a normal convolution and makes *g
 them with a cheap depthwise one. This report shows both for this run's model on one photo, measures
 how alike they are, and compares how redundant each layer is, across depth, with ResNet-50.
 """),
-    ("params", """
-params_file = "../params/demo.yaml"
-run_dir = "../outputs/lab"
-"""),
-    ("code", """
-import ghostlab
-from ghostlab import ghosts, plots, widgets
-
-run = ghostlab.start("05_ghost_maps", params_file, run_dir)
-"""),
+    *start_cells("05_ghost_maps", "ghosts, plots, widgets"),
     ("md", """
 ## The input
 

@@ -15,6 +15,20 @@ import nbformat
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
+PARAMETERS = """
+params_file = "../params/demo.yaml"
+run_dir = "../outputs/lab"
+"""
+
+
+def start_cells(name: str, modules: str) -> list[tuple[str, str]]:
+    """The parameters cell (defaults: the demo profile into outputs/lab) and the cell that opens
+    the run folder, the same in every notebook."""
+    return [("params", PARAMETERS),
+            ("code", f"import ghostlab\nfrom ghostlab import {modules}\n\n"
+                     f"run = ghostlab.start({name!r}, params_file, run_dir)".replace("'", '"'))]
+
+
 def write_notebook(path: str | Path, cells: list[tuple[str, str]]) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = KERNELSPEC

@@ -5,23 +5,10 @@ import pickle
 
 import pytest
 import torch
-from PIL import Image
+from helpers import seed_dataset
 
 from ghostlab import models
 from ghostlab.cli import main
-
-
-def seed_dataset(root, n=4, classes=2, label_txt=True):
-    (root / "val").mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i in range(n):
-        name = f"ILSVRC2012_val_{i + 1:08d}.JPEG"
-        Image.new("RGB", (40, 40), (50 * i % 255, 90, 30)).save(root / "val" / name)
-        lines.append(f"{name} {i % classes}")
-    (root / "val_label.txt").write_text("\n".join(lines) + "\n")
-    if label_txt:
-        (root / "label.txt").write_text("\n".join(f"class {c}, thing" for c in range(classes)) + "\n")
-    return root
 
 
 @pytest.fixture()

@@ -52,3 +52,41 @@ def test_unsupported_opset_is_one_line(tmp_path):
     with pytest.raises(ExportError, match="export.opset"):
         export.export_onnx(model, tmp_path / "m.onnx", input_size=64, opset=3)
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_nodes_kept_in_fp32_stay_fp32_in_our_sessions(tmp_path):
+    """ORT's WeightBiasQuantization would turn an fp32 Conv between DQ and Q back into int8 at
+    load time; ghostlab's sessions disable it, so `nodes_to_exclude` means what it says."""
+    import json
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = models.create_model("ghostnet_050", "random", num_classes=5)
+    fp32 = tmp_path / "prep.onnx"
+    quant_pre_process(str(export.export_onnx(model, tmp_path / "m.onnx", input_size=32)), str(fp32))
+    # the stride-2 depthwise convs: DequantizeLinear -> Conv -> QuantizeLinear once excluded
+    depthwise = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv" and "conv_dw" in n.name]
+    rng = np.random.default_rng(0)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": rng.standard_normal((2, 3, 32, 32)).astype(np.float32)}])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    int8 = tmp_path / "q.onnx"
+    quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=depthwise)
+    session = export.ort_session(int8, threads=1, profile_prefix=str(tmp_path / "prof"))
+    export.run_onnx(session, np.zeros((1, 3, 32, 32), np.float32))
+    events = json.loads(open(session.end_profiling()).read())
+    ran = [(e["name"], e["args"].get("op_name")) for e in events
+           if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    for node in depthwise:  # ORT renames what it rewrites (…_nchwc, …_token_N): match the node's scope
+        scope = node.rsplit("/", 1)[0] + "/"
+        convs = {op for name, op in ran if name.startswith(scope) and "Conv" in op}
+        assert convs == {"Conv"}, f"{node} ran as {convs}"
+    assert "QLinearConv" in {op for _, op in ran}  # the rest of the model does run int8

@@ -10,6 +10,7 @@ import time
 
 import nbformat
 import pytest
+from helpers import seed_dataset
 
 from ghostlab import runner
 from ghostlab.cli import exit_code
@@ -27,19 +28,6 @@ def notebook(path, *codes):
     nb.cells += [nbformat.v4.new_code_cell(HEADER.format(name=path.stem))]
     nb.cells += [nbformat.v4.new_code_cell(c) for c in codes]
     nbformat.write(nb, str(path))
-
-
-def seed_dataset(root, n=4):
-    """A valid seed-layout dataset of ``n`` small JPEGs in 2 classes: passes the runner's checks."""
-    from PIL import Image
-
-    (root / "val").mkdir(parents=True, exist_ok=True)
-    lines = []
-    for i in range(n):
-        name = f"ILSVRC2012_val_{i + 1:08d}.JPEG"
-        Image.new("RGB", (40, 40), (60 * i % 255, 90, 30)).save(root / "val" / name)
-        lines.append(f"{name} {i % 2}")
-    (root / "val_label.txt").write_text("\n".join(lines) + "\n")
 
 
 def profile(tmp, nbdir, name="p"):
