@@ -21,7 +21,7 @@ test: setup
 
 lab: setup
 	$(PY) -m ipykernel install --sys-prefix --name ghostlab --display-name "ghostlab ($(VENV))" >/dev/null
-	cd notebooks && ../$(VENV)/bin/jupyter lab
+	cd notebooks && ../$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean-outputs:
 	rm -rf outputs/*/ outputs/_*
