@@ -37,7 +37,7 @@ small feature maps are memory-bound, so a few percent is normal for GhostNet.
       "settings": {"batch_sizes": [..], "threads": [..], "sessions": [..], "warmup": int,
                    "rounds": int, "images_per_round": int, "quick": bool},
       "models": {"<model>": {"kind": "onnx" | "torch", "precision": "fp32" | "int8",
-                             "path": str | null, "activation_type": "uint8" | "int8" | null,
+                             "path": "<file in artifacts/>" | null, "activation_type": "uint8" | "int8" | null,
                              "weight_type": "int8" | "uint8" | null, "macs": int, "size_mb": float}},
       "peak": {"ghz": float, "fp32_macs_per_cycle_per_core": int,
                "int8_macs_per_cycle_per_core": int, "formula": str},
@@ -170,7 +170,7 @@ class BenchModel:
     def facts(self) -> dict:
         return {
             "kind": self.kind, "precision": self.precision,
-            "path": str(self.path) if self.path else None,
+            "path": self.path.name if self.path else None,  # beside benchmark.json: run folders move
             "activation_type": self.activation_type, "weight_type": self.weight_type,
             "macs": self.macs,
             "size_mb": self.path.stat().st_size / 2**20 if self.path and self.path.exists() else None,
