@@ -5,11 +5,12 @@ import pytest
 from ghostlab import export, models
 
 
-@pytest.mark.parametrize("name", ["ghostnet_050", "ghostnetv2_100", "ghostnetv3_050"])
-def test_export_matches_torch(tmp_path, name):
+@pytest.mark.parametrize("name,size", [("ghostnet_100", 224), ("ghostnet_050", 64), ("ghostnetv2_100", 64),
+                                       ("ghostnetv3_050", 64)])
+def test_export_matches_torch(tmp_path, name, size):
     model = models.create_model(name, "random", num_classes=5)
-    path = export.export_onnx(model, tmp_path / "m.onnx", input_size=64)
-    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    path = export.export_onnx(model, tmp_path / "m.onnx", input_size=size)
+    x = np.random.default_rng(0).standard_normal((3, 3, size, size)).astype(np.float32)
     result = export.parity(model, path, x)  # V3 compares the train-form model with its re-parameterized export
     assert result["top1_agreement"] == 1.0
     assert result["max_abs_diff"] < 1e-4
