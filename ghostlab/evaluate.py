@@ -12,7 +12,6 @@ Units: accuracies, agreement and drops are percent / percentage points; KL is in
 from __future__ import annotations
 
 import csv
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
