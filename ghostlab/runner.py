@@ -280,12 +280,11 @@ def preflight(params: Params, selected: list[str]) -> Params:
     model = models.load_model(params, dataset.num_classes)
     preprocess = data.preprocess_for(params, model)
     data.cached_images(dataset, preprocess, params, show_progress=sys.stderr.isatty())
-    if "02_calibrate" in selected:
-        split = "calibration" if params.data.calibration_root else "eval"
-        available = len(data.load_dataset(params, split)) if split == "calibration" else len(dataset)
-        if params.calibrate.num_images > available:
-            raise ConfigError(f"calibrate.num_images is {params.calibrate.num_images} but the {split} set "
-                              f"has {available} images; lower calibrate.num_images or add images")
+    if "02_calibrate" in selected:  # decodes a separate calibration folder too
+        cached, _ = data.calibration_set(params, preprocess, show_progress=sys.stderr.isatty())
+        if params.calibrate.num_images > len(cached):
+            raise ConfigError(f"calibrate.num_images is {params.calibrate.num_images} but the {cached.split} set "
+                              f"has {len(cached)} images; lower calibrate.num_images or add images")
     return params
 
 
