@@ -92,29 +92,10 @@ img{max-width:100%} details pre{background:#f7f7f7;padding:1em;overflow:auto;max
 """
 
 
-def _fmt(v: object) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        if v != v:
-            return "–"
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    return str(v)
-
-
 def _table(rows: list[dict]) -> str:
-    if not rows:
-        return ""
-    e = html.escape
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{e(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(
-            f"<td class='{'num' if isinstance(r.get(c), (int, float)) else ''}'>{e(_fmt(r.get(c)))}</td>"
-            for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    from .plots import html_table
+
+    return html_table(rows, digits=2) if rows else ""
 
 
 def _img(path: Path, alt: str) -> str:

@@ -24,22 +24,29 @@ def _cell(value: Any, digits: int) -> str:
         return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    return "" if value is None else str(value)
+    return "–" if value is None else str(value)
 
 
-def table(rows: Iterable[dict], digits: int = 3, caption: str | None = None):
-    """An HTML table (IPython display object) from row dicts; every cell HTML-escaped."""
-    from IPython.display import HTML
-
+def html_table(rows: Iterable[dict], digits: int = 3, caption: str | None = None) -> str:
+    """An HTML table from row dicts; every cell HTML-escaped, numbers right-aligned (class ``num``)."""
     rows = list(rows)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c), digits))}</td>" for c in cols) + "</tr>"
-        for r in rows
-    )
+
+    def td(v: Any) -> str:
+        num = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return ("<td class='num'>" if num else "<td>") + html.escape(_cell(v, digits)) + "</td>"
+
+    body = "".join("<tr>" + "".join(td(r.get(c)) for c in cols) + "</tr>" for r in rows)
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return HTML(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def table(rows: Iterable[dict], digits: int = 3, caption: str | None = None):
+    """``html_table`` as an IPython display object, for notebooks."""
+    from IPython.display import HTML
+
+    return HTML(html_table(rows, digits, caption))
 
 
 # ---- 01_export ----
