@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -550,7 +549,3 @@ def _validate(p: Params, where: str) -> None:
 def dump_params(params: Params, path: str | Path) -> None:
     """Write the frozen params as YAML (absolute paths): what a run actually used."""
     Path(path).write_text(yaml.safe_dump(params.to_dict(), sort_keys=False))
-
-
-def params_json(params: Params) -> str:
-    return json.dumps(params.to_dict(), sort_keys=True)
