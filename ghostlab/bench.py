@@ -79,6 +79,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import RunError
+from .ghostnet import ghostnet_role
+from .runtimes import Candidate, onnx_candidate, quant_types, set_torch_threads, torch_candidate
 
 VERSION = 1
 RESULT_KEYS = ("model", "kind", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
@@ -166,6 +168,8 @@ class BenchModel:
     weight_type: str | None = None
     set_threads: Callable[[int], None] | None = None
     """torch: the intra-op thread count is process-wide, so a cell sets it once for all runners."""
+    candidate: Candidate | None = None
+    """What ``runtimes`` builds the sessions from."""
 
     def facts(self) -> dict:
         return {
@@ -177,47 +181,9 @@ class BenchModel:
         }
 
 
-_ONNX_INT_TYPES = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16"}
-
-
-def quant_types(path: str | Path) -> dict:
-    """Activation and weight integer types of a quantized ONNX model (QDQ or QOperator).
-
-    Activations: the zero points of ``QuantizeLinear`` nodes (uint8 when absent, as ONNX
-    defines); weights: initializers fed to ``DequantizeLinear``. Both None for a float model.
-    """
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    init_types = {i.name: i.data_type for i in graph.initializer}
-    act, weight = Counter(), Counter()
-    for node in graph.node:
-        ins = list(node.input)
-        if node.op_type == "QuantizeLinear":
-            dtype = init_types.get(ins[2]) if len(ins) > 2 and ins[2] else 2
-            act[_ONNX_INT_TYPES.get(dtype, str(dtype))] += 1
-        elif node.op_type == "DequantizeLinear" and ins[0] in init_types:
-            if init_types[ins[0]] in (2, 3):  # int32 biases are not weights
-                weight[_ONNX_INT_TYPES[init_types[ins[0]]]] += 1
-        elif node.op_type in ("QLinearConv", "QLinearMatMul") and len(ins) > 5:
-            act[_ONNX_INT_TYPES.get(init_types.get(ins[2], 2), "?")] += 1
-            weight[_ONNX_INT_TYPES.get(init_types.get(ins[5], 3), "?")] += 1
-    return {
-        "activation_type": act.most_common(1)[0][0] if act else None,
-        "weight_type": weight.most_common(1)[0][0] if weight else None,
-    }
-
-
-def _ort_runner(path: Path, spin: bool) -> Callable[[int], Callable[[np.ndarray], Any]]:
-    def make(threads: int) -> Callable[[np.ndarray], Any]:
-        from .export import ort_session
-
-        # Idle workers that spin would steal the cores of the model that runs next.
-        session = ort_session(path, threads, spin=spin)
-        name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})
-
-    return make
+def _runner(candidate: Candidate, spin: bool) -> Callable[[int], Callable[[np.ndarray], Any]]:
+    # Idle ORT workers that spin would steal the cores of the model that runs next.
+    return lambda threads: candidate.session(threads, spin=spin)
 
 
 def check_input(path: str | Path, batch_sizes: Sequence[int], size: int) -> None:
@@ -240,27 +206,23 @@ def check_input(path: str | Path, batch_sizes: Sequence[int], size: int) -> None
                        f"export.dynamic_spatial true (or set benchmark.input_size to the export size)")
 
 
+def candidate_model(candidate: Candidate, macs: int, spin: bool = False) -> BenchModel:
+    """A candidate (``runtimes``) to time; torch sets its threads once per cell for all runners."""
+    session_threads = set_torch_threads if candidate.runtime == "torch" else None
+    types = dict(candidate.options)
+    return BenchModel(candidate.name, "onnx" if candidate.runtime == "onnxruntime" else candidate.runtime,
+                      candidate.precision, macs, _runner(candidate, spin), candidate.artifact,
+                      activation_type=types.get("activation_type"), weight_type=types.get("weight_type"),
+                      set_threads=session_threads, candidate=candidate)
+
+
 def onnx_model(name: str, path: str | Path, macs: int, spin: bool = False) -> BenchModel:
-    path = Path(path)
-    types = quant_types(path)
-    precision = "int8" if types["activation_type"] or types["weight_type"] else "fp32"
-    return BenchModel(name, "onnx", precision, macs, _ort_runner(path, spin), path, **types)
+    return candidate_model(onnx_candidate(name, path), macs, spin)
 
 
 def torch_model(model: Any, macs: int, name: str = "torch") -> BenchModel:
     """Torch eager in eval mode under ``inference_mode``; the fair baseline."""
-    import torch
-
-    model = model.eval()
-
-    def make(threads: int) -> Callable[[np.ndarray], Any]:
-        def run(x: np.ndarray) -> Any:
-            with torch.inference_mode():
-                return model(torch.from_numpy(x))
-
-        return run
-
-    return BenchModel(name, "torch", "fp32", macs, make, set_threads=torch.set_num_threads)
+    return candidate_model(torch_candidate(model, name), macs)
 
 
 # ---------------------------------------------------------------- timing
@@ -513,7 +475,6 @@ _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 def part_of(node_name: str, op_type: str) -> str:
     """The GhostNet part an executed ORT node belongs to (calibrate's roles), or the layout /
     quantize work ORT adds around the graph."""
-    from .calibrate import ghostnet_role
 
     role = ghostnet_role(node_name)
     if role != "other":
@@ -552,17 +513,15 @@ def profile_parts(models: Sequence[BenchModel], batch: int, size: int, runs: int
     import json
     import tempfile
 
-    from .export import ort_session
-
-    onnx_models = [m for m in models if m.kind == "onnx" and m.path is not None]
+    onnx_models = [m for m in models if m.kind == "onnx" and m.candidate is not None]
     x = canonical_input(batch, size)
     with tempfile.TemporaryDirectory(prefix="ghostlab-profile-") as tmp:
         sessions = {}
         for m in onnx_models:
-            sessions[m.name] = ort_session(m.path, threads, profile_prefix=str(Path(tmp) / m.name))
+            sessions[m.name] = m.candidate.session(threads, profile_prefix=str(Path(tmp) / m.name))
         for r in range(runs + 1):  # one warm-up inference, left out below
             for m in _rotated(onnx_models, r):
-                sessions[m.name].run(None, {sessions[m.name].get_inputs()[0].name: x})
+                sessions[m.name](x)
         parts = {name: _parse_profile(json.loads(Path(s.end_profiling()).read_text()), runs)
                  for name, s in sessions.items()}
     return {"batch": batch, "threads": threads, "runs": runs,
@@ -648,7 +607,7 @@ def _restore_torch_threads(cores: int) -> None:
     import sys
 
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(cores)
+        set_torch_threads(cores)
 
 
 def run_models(run: Any) -> tuple[list[BenchModel], dict]:

@@ -38,6 +38,7 @@ import numpy as np
 
 from .config import CalibrateParams, VariantParams
 from .errors import CalibrationError
+from .ghostnet import ghostnet_role
 
 # params names -> onnxruntime.quantization enum member names
 METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
@@ -47,33 +48,6 @@ WORK_DIR = "calibrate"  # under artifacts/: the preprocessed model and ORT's ran
 # stays fp32 only if the tensors these connect it to are fp32 too.
 PASS_THROUGH_OPS = {"Relu", "Clip", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity",
                     "MaxPool"}
-
-# ---------------------------------------------------------------- GhostNet roles
-
-ROLES = ("stem", "primary conv", "cheap depthwise op", "ghost concat", "dfc attention", "downsample dw",
-         "squeeze-excite", "shortcut", "head", "other")
-# (role, pattern on the node name): first match wins. Node names are timm's module paths as the
-# TorchScript exporter writes them, e.g. /blocks/blocks.3/blocks.3.0/ghost1/cheap_operation/cheap_operation.0/Conv
-_ROLE_RULES = (
-    ("squeeze-excite", r"/se/"),
-    ("dfc attention", r"/short_conv/|/gate_fn/|/ghost\d/(AveragePool|Resize|Mul)\w*$"),
-    ("shortcut", r"/shortcut/|/blocks\.\d+\.\d+/Add\w*$"),
-    ("cheap depthwise op", r"/cheap_operation/"),
-    ("primary conv", r"/primary_conv/"),
-    ("ghost concat", r"/ghost\d/(Concat|Slice)\w*$"),
-    ("downsample dw", r"/conv_dw/|/bn_dw/"),
-    ("stem", r"^/?(conv_stem|bn1|act1)/"),
-    ("head", r"conv_head|/classifier/|/global_pool/|/flatten/|^/?act2/|/blocks\.\d+\.\d+/(conv|bn1)/"),
-)
-
-
-def ghostnet_role(node_name: str) -> str:
-    """The GhostNet part a node belongs to, from its name (one of ``ROLES``)."""
-    for role, pattern in _ROLE_RULES:
-        if re.search(pattern, node_name):
-            return role
-    return "other"
-
 
 # ---------------------------------------------------------------- images in, batches out
 
@@ -134,18 +108,15 @@ def _quiet():
 
 
 def session(path: str | Path, threads: int = 0):
-    """An ONNX Runtime CPU session (``threads`` 0: all cores) that keeps fp32 nodes in fp32."""
-    from .export import ort_session
+    """ONNX Runtime on ``path`` (``threads`` 0: all cores), from ``runtimes``."""
+    from .runtimes import onnx_candidate
 
-    return ort_session(path, threads)
+    return onnx_candidate(Path(path).stem, path).session(threads)
 
 
 def predict(sess, images: Images, indices: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Logits for ``indices`` (float32, one row per image)."""
-    name = sess.get_inputs()[0].name
-    out = [sess.run(None, {name: np.ascontiguousarray(images.normalized(indices[i:i + batch_size]),
-                                                      dtype=np.float32)})[0]
-           for i in range(0, len(indices), batch_size)]
+    """Logits for ``indices`` (float32, one row per image) from a ``runtimes.Session``."""
+    out = [sess(images.normalized(indices[i:i + batch_size])) for i in range(0, len(indices), batch_size)]
     return np.concatenate(out)
 
 

@@ -20,27 +20,13 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from .errors import DataError, RunError
+from .ghostnet import REFERENCE_ROWS
 
 TOPK = 5
 REFERENCE_MODEL = "fp32"
 PROJECT_IMAGES = 50_000  # ImageNet val: the projection users ask for
 UNITS = {"top1": "percent", "top5": "percent", "agreement": "percent", "top1_drop": "percentage points",
          "top1_drop_ci95": "percentage points", "kl_mean": "nats"}
-
-# Published GhostNet 1.0x ImageNet figures, and the preprocessing that produced each.
-REFERENCE_ROWS = {
-    "ghostnet_100": [
-        {"source": "paper (Han et al., CVPR 2020)", "top1": 73.9, "top5": 91.4,
-         "preprocessing": "as published (224 px centre crop)"},
-        {"source": "timm results table (today)", "top1": 73.958, "top5": 91.542,
-         "preprocessing": "resize 256 bicubic, centre crop 224 (crop_pct 0.875)",
-         "recipe": {"resize": 256, "crop": 224, "interpolation": "bicubic"}},
-        {"source": "timm, older figure (deployment recipe)", "top1": 73.974, "top5": 91.460,
-         "preprocessing": "resize 256 bilinear, centre crop 224 (crop_pct 0.875)",
-         "recipe": {"resize": 256, "crop": 224, "interpolation": "bilinear"}},
-    ],
-}
-
 
 # ---------------------------------------------------------------- post-processing
 
@@ -107,17 +93,11 @@ class Predictions:
         return len(self.labels)
 
 
-def _run_session(session: Any, x: np.ndarray) -> np.ndarray:
-    from .export import run_onnx
-
-    return run_onnx(session, x)
-
-
 def predict(sessions: dict[str, Any], batches: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
             n: int, k: int = TOPK, progress: bool = False) -> Predictions:
     """Feed every batch ``(x, y, idx)`` to every session (first = the reference for KL).
 
-    ``sessions`` maps a model name to an ORT session (or anything ``export.run_onnx`` runs);
+    ``sessions`` maps a candidate name to its ``runtimes.Session`` (anything ``session(x) -> logits``);
     ``n`` is the number of images the batches hold. Only top-k and per-image KL are kept,
     so memory stays O(n·k) however many classes there are.
     """
@@ -142,7 +122,7 @@ def predict(sessions: dict[str, Any], batches: Iterable[tuple[np.ndarray, np.nda
         ref_logits = None
         for m in names:
             t0 = time.perf_counter()
-            logits = _run_session(sessions[m], x)
+            logits = sessions[m](x)
             ids, probs = topk(softmax(logits), k)
             slot = out[m]
             if slot["ids"] is None:
@@ -354,8 +334,8 @@ def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
     the :class:`Evaluation` the notebook's tables and figures are drawn from.
     """
     from . import data
-    from .export import ort_session
     from .runfolder import write_json
+    from .runtimes import onnx_candidate
 
     p = run.params
     run.require("model.onnx", "01_export")
@@ -376,7 +356,7 @@ def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
         raise DataError("no images left to evaluate (all were calibration images or evaluate.max_images is 0); "
                         "set evaluate.exclude_calibration: false or use a separate data.calibration_root")
 
-    sessions = {m: ort_session(path) for m, path in models.items()}
+    sessions = {m: onnx_candidate(m, path).session() for m, path in models.items()}
     preds = predict(sessions, images.batches(p.evaluate.batch_size, indices), len(indices), progress=progress)
 
     labels = preds.labels

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ExportError
+from .runtimes import onnx_candidate
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -61,39 +62,11 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int 
     return path
 
 
-# ORT's WeightBiasQuantization re-quantizes, at session load, an fp32 Conv that sits between
-# DequantizeLinear and QuantizeLinear: the nodes a variant keeps in fp32 would quietly run int8.
-KEEP_FP32_NODES = ["WeightBiasQuantization"]
-
-
-def ort_session(path: str | Path, threads: int = 0, spin: bool = True, profile_prefix: str | None = None):
-    """An ONNX Runtime CPU session; ``threads`` 0 lets ORT use all cores. ``spin`` False keeps idle
-    workers from stealing the cores of whatever runs next (benchmarks); ``profile_prefix`` turns on
-    ORT's profiler. Nodes a quantized model keeps in fp32 stay fp32 (see KEEP_FP32_NODES)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    if not spin:
-        opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if profile_prefix:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile_prefix
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"],
-                                disabled_optimizers=KEEP_FP32_NODES)
-
-
-def run_onnx(session, x: np.ndarray) -> np.ndarray:
-    return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-
 def parity(model: nn.Module, onnx_path: str | Path, x: np.ndarray) -> dict:
     """Compare torch and ORT logits on the same batch: max abs diff, cosine, top-1 agreement."""
     with torch.inference_mode():
         ref = model.eval()(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
-    got = run_onnx(ort_session(onnx_path), x)
+    got = onnx_candidate("fp32", onnx_path).session()(x)
     a, b = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
     cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
     return {

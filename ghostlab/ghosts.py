@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError, ModelError
+from .ghostnet import is_ghost_module
 
-GHOST_MODULE_TYPES = ("GhostModule", "GhostModuleV2", "GhostModuleV3")
 RESNET_NAME = "resnet50"
 RESNET_FIRST_GROUP = "layer1"
 DEFAULT_DETAIL_MODULES = 3
@@ -85,7 +85,7 @@ class LayerMaps:
 
 def ghost_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) of every Ghost module (V1, V2, V3) in forward order."""
-    return [(n, m) for n, m in model.named_modules() if type(m).__name__ in GHOST_MODULE_TYPES]
+    return [(n, m) for n, m in model.named_modules() if is_ghost_module(m)]
 
 
 def _ghost_ratio(module: nn.Module) -> int:

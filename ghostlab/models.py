@@ -18,11 +18,10 @@ import torch
 from torch import nn
 
 from .errors import ModelError
+from .ghostnet import PAPER_FACTS
 
 WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "module")
 SPECIAL_WEIGHTS = ("pretrained", "random", "demo")
-# The paper's figures for the reference model (GhostNet 1.0x): 5.2M params, 141M MACs at 224.
-PAPER_FACTS = {"ghostnet_100": {"params": 5.2e6, "macs": 141e6, "top1": 73.9, "top5": 91.4}}
 
 
 def ghostnet_names() -> list[str]:

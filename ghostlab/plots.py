@@ -12,6 +12,8 @@ from typing import Any, Iterable
 
 from matplotlib.figure import Figure  # noqa: F401  (used by the sections below)
 
+from .ghostnet import ROLE_COLORS
+
 
 def _cell(value: Any, digits: int) -> str:
     if isinstance(value, float):
@@ -486,12 +488,6 @@ def bench_parts(profile: dict | None, models: list[str | None] | None = None) ->
 
 
 # ---- 02_calibrate ----
-
-ROLE_COLORS = {
-    "stem": "#8c564b", "primary conv": "#1f77b4", "cheap depthwise op": "#ff7f0e", "ghost concat": "#bcbd22",
-    "dfc attention": "#e377c2", "downsample dw": "#9467bd", "squeeze-excite": "#2ca02c", "shortcut": "#d62728",
-    "head": "#17becf", "other": "#7f7f7f",
-}
 
 
 def notes(messages: list[str], title: str = "Warnings"):

@@ -137,7 +137,8 @@ def main() -> int:
 
         import timm
 
-        from ghostlab.export import export_onnx, ort_session
+        from ghostlab.export import export_onnx
+        from ghostlab.runtimes import ort_session
 
         model = timm.create_model("ghostnet_100", pretrained=False, exportable=True).eval()
         onnx_path = export_onnx(model, tmp / "ghostnet_100.onnx", 224) or tmp / "ghostnet_100.onnx"

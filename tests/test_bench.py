@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ghostlab import bench
+from ghostlab import bench, runtimes
 from ghostlab.config import BenchmarkParams
 from ghostlab.errors import RunError
 from ghostlab.runfolder import read_json, write_json
@@ -202,9 +202,9 @@ def tiny_models(tmp_path_factory):
 @pytest.mark.slow  # the tiny_models fixture exports and quantizes (seconds)
 def test_quant_types_read_from_the_qdq_graph(tiny_models):
     _, paths = tiny_models
-    assert bench.quant_types(paths["fp32"]) == {"activation_type": None, "weight_type": None}
-    assert bench.quant_types(paths["u8s8"]) == {"activation_type": "uint8", "weight_type": "int8"}
-    assert bench.quant_types(paths["s8s8"]) == {"activation_type": "int8", "weight_type": "int8"}
+    assert runtimes.quant_types(paths["fp32"]) == {"activation_type": None, "weight_type": None}
+    assert runtimes.quant_types(paths["u8s8"]) == {"activation_type": "uint8", "weight_type": "int8"}
+    assert runtimes.quant_types(paths["s8s8"]) == {"activation_type": "int8", "weight_type": "int8"}
 
 
 @pytest.mark.slow  # the tiny_models fixture exports and quantizes (seconds)

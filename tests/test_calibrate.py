@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from ghostlab import calibrate as C
+from ghostlab import ghostnet
 from ghostlab.config import VariantParams
 from ghostlab.errors import CalibrationError
 
@@ -41,7 +42,7 @@ from ghostlab.errors import CalibrationError
     ("/something/else", "other"),
 ])
 def test_ghostnet_role_from_node_name(node, role):
-    assert C.ghostnet_role(node) == role
+    assert ghostnet.ghostnet_role(node) == role
 
 
 def test_sqnr_of_an_untouched_tensor_is_infinite_not_a_number():

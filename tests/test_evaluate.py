@@ -137,18 +137,14 @@ def test_evaluation_indices_excludes_calibration_then_caps():
 # ---------------------------------------------------------------- the one-pass loop
 
 class FakeSession:
-    """Looks like an ORT session to export.run_onnx: logits = x[:, 0, 0, :C] @ mix, records batches."""
+    """Looks like a runtimes.Session: logits = x[:, 0, 0, :C] @ mix, records batches."""
 
     def __init__(self, mix):
         self.mix, self.seen = np.asarray(mix, dtype=np.float32), []
 
-    def get_inputs(self):
-        return [type("I", (), {"name": "input"})()]
-
-    def run(self, _, feeds):
-        x = feeds["input"]
+    def __call__(self, x):
         self.seen.append(x.shape[0])
-        return [x[:, 0, 0, :self.mix.shape[0]] @ self.mix]
+        return x[:, 0, 0, :self.mix.shape[0]] @ self.mix
 
 
 def _batches(x, y, bs):
@@ -268,14 +264,15 @@ def test_top1_top5_equal_torch_on_the_same_tensors(tmp_path):
 
     from ghostlab import data, demo
     from ghostlab.config import load_params
-    from ghostlab.export import export_onnx, ort_session
+    from ghostlab.export import export_onnx
+    from ghostlab.runtimes import onnx_candidate
 
     params = demo.prepare(load_params(ROOT / "params" / "tiny.yaml"), show_progress=False)
     images = data.cached_images(data.load_dataset(params), data.preprocess_for(params), params, show_progress=False)
     model = _discriminative_tiny_ghostnet(params, images)
     onnx_path = export_onnx(model, tmp_path / "model.onnx", params.model.input_size)
 
-    preds = ev.predict({"fp32": ort_session(onnx_path)}, images.batches(8), len(images))
+    preds = ev.predict({"fp32": onnx_candidate("fp32", onnx_path).session()}, images.batches(8), len(images))
     ours = ev.accuracy(preds.models["fp32"].top_ids, preds.labels)
 
     # independent: torch logits on the same tensors, torch softmax and topk, counted by hand

@@ -2,7 +2,7 @@ import numpy as np
 import onnx
 import pytest
 
-from ghostlab import export, models
+from ghostlab import export, models, runtimes
 
 
 @pytest.mark.parametrize("name,size", [("ghostnet_100", 224), ("ghostnet_050", 64), ("ghostnetv2_100", 64),
@@ -25,7 +25,7 @@ def test_names_and_dynamic_axes(tmp_path):
     dims = [d.dim_param or d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
     assert dims == ["batch", 3, "height", "width"]
     # the canonical 224 input runs on a model exported at 64
-    out = export.run_onnx(export.ort_session(path), np.zeros((2, 3, 224, 224), np.float32))
+    out = runtimes.onnx_candidate("fp32", path).session()(np.zeros((2, 3, 224, 224), np.float32))
     assert out.shape == (2, 5)
     assert not list(tmp_path.glob(".*tmp"))
 
@@ -81,8 +81,8 @@ def test_nodes_kept_in_fp32_stay_fp32_in_our_sessions(tmp_path):
     int8 = tmp_path / "q.onnx"
     quantize_static(str(fp32), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=depthwise)
-    session = export.ort_session(int8, threads=1, profile_prefix=str(tmp_path / "prof"))
-    export.run_onnx(session, np.zeros((1, 3, 32, 32), np.float32))
+    session = runtimes.onnx_candidate("int8", int8).session(1, profile_prefix=str(tmp_path / "prof"))
+    session(np.zeros((1, 3, 32, 32), np.float32))
     events = json.loads(open(session.end_profiling()).read())
     ran = [(e["name"], e["args"].get("op_name")) for e in events
            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
