@@ -15,7 +15,8 @@ import signal
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -290,6 +291,7 @@ def preflight(params: Params, selected: list[str]) -> Params:
 
 def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path | None = None,
                   show_code: bool | None = None, resume: bool = False,
+                  around_step: Callable[[str], AbstractContextManager] | None = None,
                   ) -> tuple[Path, list[NotebookResult]]:
     """Run the pipeline; returns the run folder and one result per notebook.
 
@@ -299,6 +301,8 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
     the last complete results are left where they were. ``only`` runs some notebooks and keeps
     the others' results from the last complete run; ``resume`` reuses the results of notebooks
     that completed in the latest earlier run with the same params, notebook and package code.
+    ``around_step(name)``, when given, is a context manager entered around each notebook that
+    executes (a sweep holds the machine's benchmark lock around 03_benchmark with it).
     """
     notebook_dir = Path(params.run.notebook_dir) if params.run.notebook_dir else NOTEBOOK_DIR
     available = list_notebooks(notebook_dir)
@@ -336,7 +340,7 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
             params_file = work / "params.yaml"
             dump_params(params, params_file)
             results = _run_all(available, selected, params, params_file, work, manifest,
-                               complete, latest if resume else None, show_code)
+                               complete, latest if resume else None, show_code, around_step)
         except KeyboardInterrupt:
             status = "interrupted"
         if any(r.status == "interrupted" for r in results):
@@ -374,7 +378,8 @@ def _settle(work: Path, final: Path, where: Path) -> None:
 
 def _run_all(available: list[Path], selected: list[Path], params: Params, params_file: Path, work: Path,
              manifest: dict, complete: tuple[Path, dict] | None, resume_from: tuple[Path, dict] | None,
-             show_code: bool) -> list[NotebookResult]:
+             show_code: bool, around_step: Callable[[str], AbstractContextManager] | None = None,
+             ) -> list[NotebookResult]:
     params_text = params_file.read_text()
     results: list[NotebookResult] = []
     failed: set[str] = set()
@@ -402,7 +407,8 @@ def _run_all(available: list[Path], selected: list[Path], params: Params, params
         else:
             _progress(f"{tag} ...")
             before = _snapshot(work)
-            res = _run_one(nb, work, params_file, params.run.cell_timeout, show_code)
+            with around_step(name) if around_step else nullcontext():
+                res = _run_one(nb, work, params_file, params.run.cell_timeout, show_code)
             after = _snapshot(work)
             res.artifacts = sorted(k for k, v in after.items() if before.get(k) != v
                                    and not k.startswith(f"artifacts/{SUMMARY_DIR}/"))
