@@ -614,7 +614,7 @@ def run_models(run: Any) -> tuple[list[BenchModel], dict]:
     """The run's models: fp32 + int8 ONNX (``run.onnx_models()``) and torch eager; plus facts
     about the network (MACs at the benchmark's input size, the export's input size)."""
     from . import models as gm
-    from .runfolder import read_json
+    from .jsonio import read_json
 
     p = run.params
     export = read_json(run.require("export.json", "01_export"))
@@ -637,7 +637,7 @@ def run_models(run: Any) -> tuple[list[BenchModel], dict]:
 
 def benchmark_run(run: Any, progress: Callable[[str], None] | None = None) -> dict:
     """Notebook 03: measure the run's models, write ``artifacts/benchmark.json``, return it."""
-    from .runfolder import write_json
+    from .jsonio import write_json
 
     models, facts = run_models(run)
     result = run_benchmark(models, run.params.benchmark, progress=progress)

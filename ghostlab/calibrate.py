@@ -635,7 +635,7 @@ class Calibration:
         return result
 
     def write(self, result: VariantResult) -> Path:
-        from .runfolder import write_json
+        from .jsonio import write_json
 
         calibration = {"images": len(self.calibration_indices), "holdout_images": len(self.holdout_indices),
                        "sqnr_images": min(self.params.sqnr_images, len(self.holdout_indices)),

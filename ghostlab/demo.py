@@ -10,6 +10,10 @@ Each class is a combination of a shape, a colour family and a texture; every val
 attribute is shared by several classes, so a model has to use all three together. Images
 carry smaller distractor objects (drawn from every attribute), a blotchy background, colour
 jitter, pixel noise and JPEG compression.
+
+Notebook 05 compares GhostNet's feature maps with a conventional network's; offline, that is
+``demo_resnet``, a small basic-block ResNet trained here on the same images at the same input size
+and cached beside the GhostNet (``resnet-<hash>/``).
 """
 
 from __future__ import annotations
@@ -216,8 +220,10 @@ def evaluate_top1(model: "torch.nn.Module", cached, batch_size: int = 256) -> fl
     return correct / max(1, len(cached))
 
 
-def _fit(params: Params, train_set, show_progress: bool) -> tuple["torch.nn.Module", list[dict]]:
-    """Seeded AdamW + one-cycle training with label smoothing; a progress bar per step."""
+def _fit(params: Params, train_set, show_progress: bool, comparison: bool = False
+         ) -> tuple["torch.nn.Module", list[dict]]:
+    """Seeded AdamW + one-cycle training with label smoothing; a progress bar per step. The run's
+    GhostNet, or with ``comparison`` the conventional ResNet notebook 05 compares it with."""
     import torch
     from tqdm import tqdm
 
@@ -228,16 +234,21 @@ def _fit(params: Params, train_set, show_progress: bool) -> tuple["torch.nn.Modu
     gen = torch.Generator().manual_seed(d.seed)
     x_all = torch.from_numpy(train_set.normalized())
     y_all = torch.from_numpy(train_set.labels)
-    model = create_model(params.model.name, "random", d.num_classes).train()
+    if comparison:
+        name, epochs = COMPARISON_NAME, d.resnet_epochs or d.epochs
+        model = build_comparison(_comparison_arch(params), d.num_classes).train()
+    else:
+        name, epochs = params.model.name, d.epochs
+        model = create_model(params.model.name, "random", d.num_classes).train()
     steps_per_epoch = math.ceil(len(x_all) / d.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=d.learning_rate, weight_decay=0.02)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=d.learning_rate, total_steps=d.epochs * steps_per_epoch,
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=d.learning_rate, total_steps=epochs * steps_per_epoch,
                                                 pct_start=0.15)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     history = []
-    bar = tqdm(total=d.epochs * steps_per_epoch, desc=f"training demo {params.model.name}", unit="step",
+    bar = tqdm(total=epochs * steps_per_epoch, desc=f"training demo {name}", unit="step",
                disable=not show_progress, leave=False)
-    for epoch in range(d.epochs):
+    for epoch in range(epochs):
         order = torch.randperm(len(x_all), generator=gen)
         seen, correct, total_loss = 0, 0, 0.0
         for s in range(steps_per_epoch):
@@ -259,14 +270,15 @@ def _fit(params: Params, train_set, show_progress: bool) -> tuple["torch.nn.Modu
     return model.eval(), history
 
 
-def train(params: Params, folder: Path, out: Path, show_progress: bool = True) -> dict:
-    """Train ``model.name`` on the demo's train split; save ``model.safetensors`` and ``training.json``
-    into ``out``; returns the metrics (val top-1 measured on the val split)."""
+def train(params: Params, folder: Path, out: Path, show_progress: bool = True, comparison: bool = False) -> dict:
+    """Train ``model.name`` (or with ``comparison`` the demo ResNet) on the demo's train split; save
+    ``model.safetensors`` and ``training.json`` into ``out``; returns the metrics (val top-1 measured
+    on the val split)."""
     import torch
     from safetensors.torch import save_file
 
     from . import data
-    from .runfolder import write_json
+    from .jsonio import write_json
 
     d = params.demo
     started = time.perf_counter()
@@ -279,7 +291,7 @@ def train(params: Params, folder: Path, out: Path, show_progress: bool = True) -
     threads = d.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     try:
-        model, history = _fit(params, splits["train"], show_progress)
+        model, history = _fit(params, splits["train"], show_progress, comparison)
         train_seconds = time.perf_counter() - started
         val_top1 = evaluate_top1(model, splits["val"])
     finally:
@@ -288,28 +300,98 @@ def train(params: Params, folder: Path, out: Path, show_progress: bool = True) -
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / ".model.safetensors.tmp"))
     os.replace(out / ".model.safetensors.tmp", out / "model.safetensors")
+    data_key = folder.name.split("-", 1)[-1]
     metrics = {"model": params.model.name, "num_classes": d.num_classes, "class_names": class_names(d.num_classes),
-               "train_images": len(splits["train"]), "val_images": len(splits["val"]), "epochs": d.epochs,
+               "train_images": len(splits["train"]), "val_images": len(splits["val"]), "epochs": len(history),
                "train_seconds": round(train_seconds, 1), "threads": threads, "val_top1": val_top1,
                "history": history, "preprocess": preprocess.describe(),
-               "spec": _model_spec(params, folder.name.split("-", 1)[-1])}
+               "spec": _model_spec(params, data_key)}
+    if comparison:
+        from .models import count_macs
+
+        metrics.update({"model": COMPARISON_NAME, "architecture": _comparison_arch(params),
+                        "params": sum(p.numel() for p in model.parameters()),
+                        "macs": count_macs(model, preprocess.crop), "input_size": preprocess.crop,
+                        "spec": _comparison_spec(params, data_key)})
     write_json(out / "training.json", metrics)
     return metrics
+
+
+# ---------------------------------------------------------------- the comparison ResNet
+
+COMPARISON_NAME = "demo_resnet"
+"""Notebook 05's comparison network when no real ResNet-50 weights are at hand: a conventional
+ResNet (timm's ``ResNet`` class, basic blocks, no Ghost modules) trained here on the same images
+at the same input size as the demo GhostNet, so both sides of the redundancy comparison are trained."""
+
+
+def _comparison_arch(params: Params) -> dict:
+    d = params.demo
+    w = d.resnet_width
+    return {"block": "basic", "layers": list(d.resnet_blocks), "channels": [w, 2 * w, 4 * w, 8 * w], "stem_width": w}
+
+
+def build_comparison(arch: dict, num_classes: int) -> "torch.nn.Module":
+    """The demo ResNet from its ``architecture`` dict (as training.json records it), random weights."""
+    from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+
+    block = {"basic": BasicBlock, "bottleneck": Bottleneck}[arch["block"]]
+    return ResNet(block, tuple(arch["layers"]), num_classes=num_classes, channels=tuple(arch["channels"]),
+                  stem_width=arch["stem_width"])
+
+
+def _comparison_spec(params: Params, data_key: str) -> dict:
+    spec = _model_spec(params, data_key)
+    spec.update(model=COMPARISON_NAME, architecture=_comparison_arch(params),
+                epochs=params.demo.resnet_epochs or params.demo.epochs)
+    return spec
+
+
+def _wants_comparison(params: Params) -> bool:
+    """Notebook 05 compares with the demo ResNet: asked for (``demo``), or ``auto`` on the demo's data or model."""
+    g = params.ghost_maps
+    on_demo = params.data.dataset == "demo" or params.model.weights == "demo"
+    return g.compare_resnet and (g.resnet_weights == "demo" or (g.resnet_weights == "auto" and on_demo))
+
+
+def comparison_metrics(weights: str) -> dict | None:
+    """training.json of a demo ResNet checkpoint (``model.safetensors`` beside it), else None."""
+    path = Path(weights).parent / "training.json"
+    if not (weights.endswith("model.safetensors") and path.exists()):
+        return None
+    metrics = json.loads(path.read_text())
+    return metrics if metrics.get("model") == COMPARISON_NAME else None
+
+
+def load_comparison(weights: str) -> tuple["torch.nn.Module", dict]:
+    """The trained demo ResNet (eval mode) and its training metrics, from the checkpoint path
+    ``prepare`` put into ``ghost_maps.resnet_weights``."""
+    from safetensors.torch import load_file
+
+    metrics = comparison_metrics(weights)
+    if metrics is None:
+        raise ConfigError(f"{weights} is not a demo ResNet checkpoint (no training.json naming {COMPARISON_NAME} "
+                          f"beside it)")
+    model = build_comparison(metrics["architecture"], metrics["num_classes"])
+    model.load_state_dict(load_file(weights))
+    return model.eval(), metrics
 
 
 # ---------------------------------------------------------------- prepare
 
 def prepare(params: Params, show_progress: bool = True) -> Params:
-    """Make (or reuse) the demo dataset and, when model.weights is ``demo``, the trained checkpoint;
-    return params pointing at them (data.dataset=seed, data.root/calibration_root/label_file, model.weights,
-    model.num_classes). Idempotent; milliseconds when both are cached."""
+    """Make (or reuse) the demo dataset and, when model.weights is ``demo``, the trained checkpoint, and
+    when notebook 05 compares with the demo ResNet (``ghost_maps.resnet_weights`` ``demo``, or ``auto`` on
+    the demo) that ResNet's checkpoint; return params pointing at them (data.dataset=seed,
+    data.root/calibration_root/label_file, model.weights, model.num_classes, ghost_maps.resnet_weights).
+    Idempotent; milliseconds when all are cached."""
     from .data import _locked
 
     root = demo_root(params)
     spec = _data_spec(params)
     data_key = _key(spec)
     folder = root / f"data-{data_key}"
-    if params.data.dataset == "demo" or params.model.weights == "demo":
+    if params.data.dataset == "demo" or params.model.weights == "demo" or _wants_comparison(params):
         class_attributes(params.demo.num_classes)  # validates the class count
         if not (folder / "done.json").exists():
             with _locked(root / ".lock"):
@@ -334,6 +416,16 @@ def prepare(params: Params, show_progress: bool = True) -> Params:
         model = dataclasses.replace(params.model, weights=str(model_dir / "model.safetensors"),
                                     num_classes=params.demo.num_classes)
         out = out.replace(model=model)
+    if _wants_comparison(params):  # notebook 05's trained comparison network, cached like the GhostNet
+        resnet_dir = root / f"resnet-{_key(_comparison_spec(params, data_key))}"
+        if not (resnet_dir / "training.json").exists():
+            with _locked(root / ".lock"):
+                if not (resnet_dir / "training.json").exists():
+                    _progress(f"training the demo's comparison ResNet into {resnet_dir}")
+                    metrics = train(params, folder, resnet_dir, show_progress, comparison=True)
+                    _progress(f"demo ResNet: val top-1 {metrics['val_top1']:.1%} after {metrics['train_seconds']:.0f}s")
+        ghost_maps = dataclasses.replace(params.ghost_maps, resnet_weights=str(resnet_dir / "model.safetensors"))
+        out = out.replace(ghost_maps=ghost_maps)
     return out
 
 

@@ -334,7 +334,7 @@ def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
     the :class:`Evaluation` the notebook's tables and figures are drawn from.
     """
     from . import data
-    from .runfolder import write_json
+    from .jsonio import write_json
     from .runtimes import onnx_candidate
 
     p = run.params
@@ -383,7 +383,7 @@ def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
 
 def _data_facts(run: Any, images: Any, preprocess: Any) -> dict:
     """What was evaluated, with which preprocessing, and where calibration images came from."""
-    from .runfolder import read_json
+    from .jsonio import read_json
 
     p = run.params
     from_eval = p.data.calibration_root is None

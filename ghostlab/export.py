@@ -95,7 +95,7 @@ def run_export(run) -> dict:
     """Notebook 01: build the model, export it, check parity on real images; writes
     ``artifacts/model.onnx`` and ``artifacts/export.json`` and returns what it wrote."""
     from . import data, models
-    from .runfolder import write_json
+    from .jsonio import write_json
 
     p = run.params
     dataset = data.load_dataset(p)

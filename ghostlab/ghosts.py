@@ -551,7 +551,7 @@ def summary(result: GhostMapsResult) -> dict:
 
 def run_ghost_maps(run: Any) -> GhostMapsResult:
     """Notebook 05's computation: ``compute`` on the run's params, then write ghost_maps.json."""
-    from .runfolder import write_json
+    from .jsonio import write_json
 
     result = compute(run.params)
     write_json(run.artifact("ghost_maps.json"), summary(result))

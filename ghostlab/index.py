@@ -13,7 +13,8 @@ import html
 import json
 from pathlib import Path
 
-from .runfolder import SUMMARY_DIR, read_json
+from .jsonio import read_json
+from .runfolder import SUMMARY_DIR
 
 # Figures lifted from the notebooks' published summaries into the verdict, in this order.
 HEADLINE_FIGURES = (("04_evaluate", "accuracy_vs_latency", "Accuracy vs latency"),

@@ -14,46 +14,16 @@ shows a header (and a banner when the weights are random), and gives the noteboo
 from __future__ import annotations
 
 import html
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import Params, load_params
 from .errors import RunError
+from .jsonio import jsonable, read_json, write_json
 
 SUMMARY_DIR = "summary"
 FIGURE_DIR = "figures"
-
-
-def _jsonable(value: Any) -> Any:
-    """numpy scalars and arrays, Paths and tuples -> plain JSON types."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write JSON atomically (temp file + rename): a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, allow_nan=True))
-    os.replace(tmp, path)
-    return path
-
-
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
 
 
 @dataclass
@@ -100,13 +70,13 @@ class NotebookRun:
 
     def publish(self, **values: Any) -> None:
         """Key results (name -> number or short text) for the index page."""
-        self._summary.setdefault("values", {}).update(_jsonable(values))
+        self._summary.setdefault("values", {}).update(jsonable(values))
         self._save_summary()
 
     def publish_table(self, title: str, rows: list[dict]) -> None:
         """A small table (list of row dicts) for the index page."""
         tables = self._summary.setdefault("tables", {})
-        tables[title] = _jsonable(rows)
+        tables[title] = jsonable(rows)
         self._save_summary()
 
     def publish_figure(self, name: str, fig: Any) -> Path:

@@ -25,7 +25,8 @@ from . import system
 from .config import Params, dump_params
 from .errors import ConfigError, RunError
 from .index import write_index
-from .runfolder import SUMMARY_DIR, read_json, write_json
+from .jsonio import read_json, write_json
+from .runfolder import SUMMARY_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent

@@ -10,7 +10,7 @@ import pytest
 from ghostlab import bench, runtimes
 from ghostlab.config import BenchmarkParams
 from ghostlab.errors import RunError
-from ghostlab.runfolder import read_json, write_json
+from ghostlab.jsonio import read_json, write_json
 
 AVX512_VNNI = {"model": "test", "machine": "x86_64", "cores": 2, "mhz": 2000.0,
                "flags": {"avx2": True, "fma": True, "avx512f": True, "avx512_vnni": True, "amx_int8": False},
