@@ -635,7 +635,7 @@ def run_models(run: Any) -> tuple[list[BenchModel], dict]:
     return out, {"macs": macs, "input_size": size, "export_input_size": export.get("input_size")}
 
 
-def benchmark_run(run: Any, progress: Callable[[str], None] | None = None) -> dict:
+def run(run: Any, progress: Callable[[str], None] | None = None) -> dict:
     """Notebook 03: measure the run's models, write ``artifacts/benchmark.json``, return it."""
     from .jsonio import write_json
 

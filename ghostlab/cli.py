@@ -68,7 +68,12 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         freed = data.clear_cache(params)
         print(f"removed {data.cache_dir_for(params)} ({freed / 2**20:.1f} MiB)")
         return 0
-    rows = data.build_caches(params) if args.action == "build" else data.cache_info(params)
+    if args.action == "build":
+        from . import demo
+
+        rows = data.build_caches(demo.prepare(params))
+    else:
+        rows = data.cache_info(params)
     print(f"cache: {data.cache_dir_for(params)}")
     if not rows:
         print("(empty)")
@@ -78,22 +83,18 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import evaluate, plots
+    from . import demo, evaluate, plots
     from .config import load_params
     from .runfolder import NotebookRun
     from .runner import run_dir_for
 
-    params = load_params(args.params, args.p or [])
-    if params.data.dataset == "demo" or params.model.weights == "demo":
-        from . import demo
-
-        params = demo.prepare(params)
+    params = demo.prepare(load_params(args.params, args.p or []))
     run = NotebookRun("04_evaluate", params, run_dir_for(params, args.out))
     if not run.artifact("model.onnx").exists():
         raise RunError(f"{run.run_dir} holds no exported model (artifacts/model.onnx): run "
                        f"`ghostlab run {args.params} --only 01,02{' --out ' + args.out if args.out else ''}` "
                        f"first, or point --out at an existing run folder")
-    result = evaluate.evaluate_run(run, progress=sys.stderr.isatty())
+    result = evaluate.run(run, progress=sys.stderr.isatty())
     print(f"{params.model.name} on {result.data['evaluated']:,} images — {result.preprocess}")
     print(plots.text_table(evaluate.accuracy_rows(result), digits=3))
     if result.paired:

@@ -538,11 +538,7 @@ def cache_info(params: Params) -> list[dict]:
 
 def build_caches(params: Params, show_progress: bool = True) -> list[dict]:
     """Build (or reuse) the caches a run of these params reads: the evaluation set and, when
-    data.calibration_root is set, the calibration set. Prepares the demo first when the profile uses it."""
-    if params.data.dataset == "demo" or params.model.weights == "demo":
-        from . import demo
-
-        params = demo.prepare(params, show_progress)
+    data.calibration_root is set, the calibration set. ``params`` are resolved (``demo.prepare``)."""
     preprocess = preprocess_for(params)
     rows = []
     for split in ("eval", "calibration") if params.data.calibration_root else ("eval",):

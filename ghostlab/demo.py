@@ -31,6 +31,8 @@ from PIL import Image
 
 from .config import Params
 from .errors import ConfigError
+from .errors import say as _progress
+from .runtimes import torch_threads
 
 GENERATOR_VERSION = 1
 TRAINER_VERSION = 2
@@ -287,15 +289,10 @@ def train(params: Params, folder: Path, out: Path, show_progress: bool = True, c
     for split in ("train", "val"):
         split_params = _with_split(params, folder, split)
         splits[split] = data.cached_images(data.load_dataset(split_params), preprocess, split_params, show_progress)
-    threads_before = torch.get_num_threads()
-    threads = d.threads or len(os.sched_getaffinity(0))
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(d.threads or len(os.sched_getaffinity(0))):
         model, history = _fit(params, splits["train"], show_progress, comparison)
         train_seconds = time.perf_counter() - started
         val_top1 = evaluate_top1(model, splits["val"])
-    finally:
-        torch.set_num_threads(threads_before)
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / ".model.safetensors.tmp"))
@@ -435,9 +432,3 @@ def training_metrics(params: Params) -> dict | None:
     if params.model.weights.endswith("model.safetensors") and path.exists():
         return json.loads(path.read_text())
     return None
-
-
-def _progress(msg: str) -> None:
-    import sys
-
-    print(msg, file=sys.stderr, flush=True)

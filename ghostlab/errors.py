@@ -1,8 +1,16 @@
-"""One exception hierarchy for everything a user can get wrong.
+"""What reaches the user's terminal: one exception hierarchy for everything a user can get
+wrong, and ``say`` for progress lines.
 
 Each message is one line that says what is wrong and what to do; the CLI prints it
 without a traceback and exits with ``exit_code``.
 """
+
+import sys
+
+
+def say(msg: str) -> None:
+    """One progress line on stderr (stdout stays for results)."""
+    print(msg, file=sys.stderr, flush=True)
 
 
 class GhostlabError(Exception):

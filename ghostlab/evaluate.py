@@ -327,7 +327,7 @@ def _relative_name(path: Path, root: Path) -> str:
         return Path(path).name
 
 
-def evaluate_run(run: Any, progress: bool = True) -> Evaluation:
+def run(run: Any, progress: bool = True) -> Evaluation:
     """Notebook 04: every ONNX model of the run on the evaluation set, in one pass.
 
     Writes ``artifacts/evaluation.json`` and ``artifacts/predictions_<model>.csv``; returns

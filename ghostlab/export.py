@@ -91,7 +91,7 @@ def file_size_mb(path: str | Path) -> float:
 
 # ---------------------------------------------------------------- the notebook's step
 
-def run_export(run) -> dict:
+def run(run) -> dict:
     """Notebook 01: build the model, export it, check parity on real images; writes
     ``artifacts/model.onnx`` and ``artifacts/export.json`` and returns what it wrote."""
     from . import data, models

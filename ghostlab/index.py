@@ -15,10 +15,10 @@ from pathlib import Path
 
 from .jsonio import read_json
 from .runfolder import SUMMARY_DIR
+from .steps import STEPS
 
-# Figures lifted from the notebooks' published summaries into the verdict, in this order.
-HEADLINE_FIGURES = (("04_evaluate", "accuracy_vs_latency", "Accuracy vs latency"),
-                    ("05_ghost_maps", "redundancy_vs_depth", "Redundancy across depth: GhostNet vs ResNet-50"))
+# Figures lifted from the notebooks' published summaries into the verdict, in step order.
+HEADLINE_FIGURES = tuple((s.name, key, caption) for s in STEPS for key, caption in s.headline_figures)
 
 
 def _load(path: Path) -> dict | None:

@@ -114,11 +114,11 @@ def header_html(params: Params, notebook: str) -> str:
 
 def start(notebook: str, params_file: str | Path, run_dir: str | Path, show: bool = True) -> NotebookRun:
     """Open the run folder for one notebook (see the module docstring)."""
-    params = load_params(params_file)
-    if params.data.dataset == "demo" or params.model.weights == "demo":
-        from . import demo
+    from . import demo
 
-        params = demo.prepare(params)
+    # ghostlab run hands over resolved params (a no-op here); a notebook opened in JupyterLab on a
+    # profile resolves the demo itself.
+    params = demo.prepare(load_params(params_file))
     run_dir = Path(run_dir).expanduser().resolve()
     (run_dir / "artifacts").mkdir(parents=True, exist_ok=True)
     run = NotebookRun(notebook=notebook, params=params, run_dir=run_dir)

@@ -21,27 +21,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import system
+from . import steps, system
 from .config import Params, dump_params
 from .errors import ConfigError, RunError
+from .errors import say as _progress
 from .index import write_index
 from .jsonio import read_json, write_json
 from .runfolder import SUMMARY_DIR
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
-NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
+NOTEBOOK_DIR = steps.NOTEBOOK_DIR
 KERNEL_NAME = "ghostlab-python"
 KERNEL_TOKEN_VAR = "GHOSTLAB_KERNEL_TOKEN"
 _running_kernel: str | None = None  # the token of the kernel executing now, for the signal handler
-
-# Which notebooks read another's artifacts: a notebook is skipped when one of these failed.
-REQUIRES = {
-    "02_calibrate": ("01_export",),
-    "03_benchmark": ("01_export", "02_calibrate"),
-    "04_evaluate": ("01_export", "02_calibrate"),
-}
-
 
 @dataclass
 class NotebookResult:
@@ -178,10 +171,6 @@ def render_html(executed: Path, show_code: bool = False) -> Path:
     return out
 
 
-def _progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def _new_work_folder(final: Path) -> tuple[Path, str]:
     """``<name>.run-<stamp>`` beside the final folder: a run writes here and never into the
     last complete results, which it replaces only when every notebook completed."""
@@ -260,23 +249,15 @@ def _interruptible():
         logging.disable(logging.NOTSET)
 
 
-# Notebooks that read the evaluation/calibration images: the runner checks and caches them first.
-NEEDS_IMAGES = ("01_export", "02_calibrate", "04_evaluate")
-
-
 def preflight(params: Params, selected: list[str]) -> Params:
     """Check every input before a notebook starts, so a bad one costs one line, not a failed
     run: demo assets, dataset layout and labels, the weights, every image (decoded once into the
     preprocessed cache the notebooks then read), the calibration count. Returns the params
     with the demo resolved."""
-    from . import data, models
+    from . import data, demo, models
 
-    if params.data.dataset == "demo" or params.model.weights == "demo":
-        from . import demo
-
-        _progress("preparing the demo dataset and model (cached after the first run)")
-        params = demo.prepare(params)
-    if not any(n in NEEDS_IMAGES for n in selected):
+    params = demo.prepare(params)  # the one place a run resolves the demo: notebooks read the resolved params
+    if not steps.needs_images(selected):
         return params
     dataset = data.load_dataset(params)
     model = models.load_model(params, dataset.num_classes)
@@ -388,14 +369,14 @@ def _run_all(available: list[Path], selected: list[Path], params: Params, params
     todo = [nb for nb in available if nb in selected or (complete and nb.stem in complete[1].get("notebooks", {}))]
     for i, nb in enumerate(todo, 1):
         name, tag = nb.stem, f"[{i}/{len(todo)}] {nb.stem}"
-        prints[name] = _fingerprint(nb, params_text, [prints.get(u, "") for u in REQUIRES.get(name, ())])
+        prints[name] = _fingerprint(nb, params_text, [prints.get(u, "") for u in steps.requires(name)])
         earlier = None
         if nb not in selected:
             earlier, why = complete, "kept from the last complete run (not selected)"
         elif resume_from and resume_from[1].get("notebooks", {}).get(name, {}).get("fingerprint") == prints[name] \
                 and resume_from[1]["notebooks"][name].get("status") == "ok":
             earlier, why = resume_from, f"reused from {resume_from[0].name} (same params and code)"
-        blockers = [r for r in REQUIRES.get(name, ()) if r in failed]
+        blockers = [r for r in steps.requires(name) if r in failed]
         if earlier is not None:
             entry = earlier[1]["notebooks"][name]
             _copy_results(earlier[0], work, name, entry)

@@ -325,7 +325,7 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
     export.export_onnx(models.load_model(params, 4), run.artifact("model.onnx"), 32)
     shutil.copy(run.artifact("model.onnx"), run.artifact("int8_copy.onnx"))  # a stand-in: same outputs
 
-    result = ev.evaluate_run(run, progress=False)
+    result = ev.run(run, progress=False)
 
     doc = json.loads(run.artifact("evaluation.json").read_text())
     assert set(doc["models"]) == {"fp32", "int8_copy"} and set(doc["paired"]) == {"int8_copy"}
