@@ -228,7 +228,8 @@ class GhostMapsParams:
 @dataclass(frozen=True)
 class RunParams:
     name: Optional[str] = None
-    """Run folder name under output_root; default: the profile's file name."""
+    """Run folder name under output_root; default: the profile's file name. A name, not a path
+    (no separators, '..', or leading '.'): ``ghostlab run --out PATH`` writes elsewhere."""
     output_root: str = "../outputs"
     notebooks: list[str] = field(default_factory=list)
     """Subset to run (e.g. [01_export]); empty: all."""
@@ -544,6 +545,22 @@ def _validate(p: Params, where: str) -> None:
     need(p.demo.threads >= 0, "demo.threads must be >= 0 (0: all cores)")
     need(p.data.dataset == "demo" or p.data.root is not None,
          "data.root is not set; point it at your ImageNet val folder (or use data.dataset: demo)")
+    if p.run.name is not None:
+        problem = _run_name_problem(p.run.name)
+        need(problem is None, f"run.name {p.run.name!r} {problem}: it names the run folder under run.output_root; "
+                              f"to write somewhere else use --out PATH")
+
+
+def _run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a run folder's name (None: it can). A name, never a path: a run
+    named ``../../x`` would write, and later replace, a folder outside the output root."""
+    if not name.strip():
+        return "is empty"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return "is a path, not a name"
+    if name.startswith("."):
+        return "is hidden (starts with '.')"
+    return None
 
 
 def dump_params(params: Params, path: str | Path) -> None:

@@ -129,3 +129,26 @@ def test_cli_prints_one_line_and_exits_2():
     assert len(lines) == 1, proc.stderr
     assert "model.nam" in lines[0] and "did you mean model.name?" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "a/b", "/tmp/x", "..", ".", "", "  ", ".hidden", "a\\b"])
+def test_run_name_is_a_name_not_a_path(tmp_path, name):
+    path = write(tmp_path, f"data: {{root: x}}\nrun: {{name: '{name}'}}\n")
+    with pytest.raises(ConfigError, match="run.name .*--out PATH"):
+        load_params(path)
+
+
+def test_plain_run_names_pass(tmp_path):
+    path = write(tmp_path, "data: {root: x}\n")
+    for name in ("tiny", "ghostnet_100-224", "a..b", "run.2"):
+        assert load_params(path, [f"run.name={name}"]).run.name == name
+
+
+def test_cli_refuses_a_run_name_that_escapes_the_output_root(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ghostlab", "run", str(ROOT / "params" / "tiny.yaml"),
+                           "-p", "run.output_root=" + str(tmp_path / "outputs"), "-p", "run.name=../../escaped"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0] and "run.name" in lines[0], proc.stderr
+    assert list(tmp_path.rglob("*")) == [] and not (tmp_path.parent / "escaped").exists()  # nothing written
