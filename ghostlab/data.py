@@ -578,13 +578,19 @@ def calibration_indices(labels: np.ndarray, num: int, seed: int = 0) -> np.ndarr
     return np.sort(np.asarray(chosen, dtype=np.int64))
 
 
+def calibration_source(params: Params, preprocess: Preprocess, show_progress: bool = True) -> CachedImages:
+    """The images calibration draws from: data.calibration_root or else the evaluation set
+    (``cached.split`` says which: "calibration" or "eval"), decoded into the cache."""
+    split = "calibration" if params.data.calibration_root else "eval"
+    cached = cached_images(load_dataset(params, split), preprocess, params, show_progress)
+    cached.split = split
+    return cached
+
+
 def calibration_set(params: Params, preprocess: Preprocess, show_progress: bool = True
                     ) -> tuple[CachedImages, np.ndarray]:
-    """Calibration images: ``calibrate.num_images`` class-balanced, seeded, from data.calibration_root
-    or else the evaluation set. ``cached.split`` says which ("calibration" or "eval")."""
-    split = "calibration" if params.data.calibration_root else "eval"
-    dataset = load_dataset(params, split)
-    cached = cached_images(dataset, preprocess, params, show_progress)
-    cached.split = split
+    """Calibration images: ``calibrate.num_images`` class-balanced, seeded, from
+    ``calibration_source``. Only 02 draws them; it records the draw in calibration_images.json."""
+    cached = calibration_source(params, preprocess, show_progress)
     indices = calibration_indices(cached.labels, params.calibrate.num_images, params.calibrate.seed)
     return cached, indices

@@ -465,7 +465,7 @@ def same_recipe(reference: dict, spec: dict) -> bool:
             and np.allclose(spec.get("mean", ()), IMAGENET_MEAN) and np.allclose(spec.get("std", ()), IMAGENET_STD))
 
 
-def verdict(stats: dict, alpha: float = 0.05) -> str:
+def change_significance(stats: dict, alpha: float = 0.05) -> str:
     """One phrase: is the fp32 → int8 change in top-1 real (McNemar p < alpha) or noise?"""
     if stats["flips_right_to_wrong"] + stats["flips_wrong_to_right"] == 0:
         return "identical top-1 correctness"
@@ -482,7 +482,7 @@ def paired_rows(ev: Evaluation) -> list[dict]:
         rows.append({"int8 model": m, "top-1 drop (pp)": s["top1_drop"], "95% CI (pp)": f"[{lo:+.2f}, {hi:+.2f}]",
                      "agreement %": s["agreement"], "right→wrong": s["flips_right_to_wrong"],
                      "wrong→right": s["flips_wrong_to_right"], "McNemar p": _fmt_p(s["mcnemar_p"]),
-                     "KL(fp32‖int8)": f"{s['kl_mean']:.3g}", "verdict": verdict(s)})
+                     "KL(fp32‖int8)": f"{s['kl_mean']:.3g}", "verdict": change_significance(s)})
     return rows
 
 

@@ -264,7 +264,7 @@ def preflight(params: Params, selected: list[str]) -> Params:
     preprocess = data.preprocess_for(params, model)
     data.cached_images(dataset, preprocess, params, show_progress=sys.stderr.isatty())
     if "02_calibrate" in selected:  # decodes a separate calibration folder too
-        cached, _ = data.calibration_set(params, preprocess, show_progress=sys.stderr.isatty())
+        cached = data.calibration_source(params, preprocess, show_progress=sys.stderr.isatty())
         if params.calibrate.num_images > len(cached):
             raise ConfigError(f"calibrate.num_images is {params.calibrate.num_images} but the {cached.split} set "
                               f"has {len(cached)} images; lower calibrate.num_images or add images")
