@@ -75,6 +75,19 @@ def test_pickle_payload_is_refused(tmp_path, capsys):
     assert "payload ran" not in capsys.readouterr().out
 
 
+def test_refused_pickle_shows_one_line_and_no_torch_warning(tmp_path, recwarn):
+    # torch's "Detected pickle protocol 4 ..." UserWarning printed above our one-line error
+    import warnings
+
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"state_dict": Payload()}, f, protocol=4)
+    warnings.simplefilter("always")
+    with pytest.raises(ModelError, match="refused"):
+        models.read_checkpoint(path)
+    assert [str(w.message) for w in recwarn.list] == []
+
+
 def test_other_architecture_names_keys(tmp_path):
     import timm
 
