@@ -12,36 +12,53 @@ from typing import Any, Iterable
 
 from matplotlib.figure import Figure  # noqa: F401  (used by the sections below)
 
+from . import fmt
+from .fmt import candidate_color, candidate_colors
 from .ghostnet import ROLE_COLORS
 
 
-def _cell(value: Any, digits: int) -> str:
-    if isinstance(value, float):
-        if value != value:
-            return "–"
-        if value in (float("inf"), float("-inf")):
-            return "∞" if value > 0 else "−∞"
-        if value != 0 and abs(value) < 10 ** -digits:  # tiny differences keep their magnitude
-            return f"{value:.2e}"
-        return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:,.0f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return "–" if value is None else str(value)
+def _cell(value: Any, digits: int, column: str = "") -> str:
+    return fmt.cell(value, column, digits)[0]
 
 
 def html_table(rows: Iterable[dict], digits: int = 3, caption: str | None = None) -> str:
-    """An HTML table from row dicts; every cell HTML-escaped, numbers right-aligned (class ``num``)."""
+    """An HTML table from row dicts; every cell formatted by ``fmt.cell`` (the quantity its column
+    names) and HTML-escaped; numbers right-aligned (class ``num``), text left-aligned. Column headers
+    that are summary keys (``snake_case``) are put in words by ``fmt.label``."""
     rows = list(rows)
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    head = "".join(f"<th>{html.escape(fmt.label(str(c)))}</th>" for c in cols)
 
-    def td(v: Any) -> str:
-        num = isinstance(v, (int, float)) and not isinstance(v, bool)
-        return ("<td class='num'>" if num else "<td>") + html.escape(_cell(v, digits)) + "</td>"
+    def td(v: Any, col: str) -> str:
+        text, num = fmt.cell(v, col, digits)
+        return ("<td class='num'>" if num else "<td>") + html.escape(text) + "</td>"
 
-    body = "".join("<tr>" + "".join(td(r.get(c)) for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(td(r.get(c), str(c)) for c in cols) + "</tr>" for r in rows)
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<table class='gl-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def describe(fig: Figure, alt: str) -> Figure:
+    """Give ``fig`` the alt text the HTML report shows for it (what the figure shows, in a sentence)."""
+    fig.set_label(alt)
+    return fig
+
+
+def alt_text(fig: Figure) -> str:
+    """The figure's alt text: what ``describe`` gave it, else one built from its titles and axis labels."""
+    if fig.get_label():
+        return fig.get_label()
+    parts = []
+    sup = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    if sup:
+        parts.append(sup)
+    for ax in fig.axes:
+        bits = [t for t in (ax.get_title(), ax.get_title("left")) if t]
+        if ax.get_xlabel() or ax.get_ylabel():
+            bits.append(f"{ax.get_ylabel() or 'value'} against {ax.get_xlabel() or 'position'}")
+        if bits:
+            parts.append(": ".join(bits))
+    return ("Figure: " + "; ".join(dict.fromkeys(p.replace("\n", " ") for p in parts)))[:600] if parts else "Figure"
 
 
 def table(rows: Iterable[dict], digits: int = 3, caption: str | None = None):
@@ -65,7 +82,9 @@ def op_histogram(ops: dict[str, int], title: str = "ONNX graph: nodes by op type
     ax.set_title(title)
     ax.margins(x=0.12)
     fig.tight_layout()
-    return fig
+    top = sorted(ops, key=ops.get, reverse=True)[:4]
+    return describe(fig, f"Bar chart of the ONNX graph's {sum(ops.values())} nodes by op type; most common: "
+                    + ", ".join(f"{n} ({ops[n]})" for n in top) + ".")
 
 
 # ---- 04_evaluate ----
@@ -74,7 +93,7 @@ def text_table(rows: Iterable[dict], digits: int = 3) -> str:
     """A plain-text table (for the terminal) from row dicts; columns sized to fit."""
     rows = list(rows)
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[str(c) for c in cols]] + [[_cell(r.get(c), digits) for c in cols] for r in rows]
+    cells = [[str(c) for c in cols]] + [[_cell(r.get(c), digits, str(c)) for c in cols] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(cols))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -82,65 +101,82 @@ def text_table(rows: Iterable[dict], digits: int = 3) -> str:
 
 
 def top1_drop_intervals(rows: list[dict], title: str = "int8 top-1 drop vs fp32, 95% bootstrap interval") -> Figure:
-    """One line per int8 model: the top-1 drop (percentage points) and its interval; 0 = no change.
+    """One line per int8 model, in its candidate colour: the top-1 drop (percentage points) and its
+    interval; 0 = no change. A filled dot: McNemar p < 0.05 (the flips are more than noise).
 
     ``rows``: dicts with ``model``, ``top1_drop``, ``ci_low``, ``ci_high``, ``significant``.
     """
     fig = Figure(figsize=(6.5, 0.45 * max(len(rows), 1) + 1.3))
     ax = fig.subplots()
     for y, r in enumerate(rows):
-        color = "#c0392b" if r.get("significant") else "#4c72b0"
+        color = candidate_color(r["model"])
         lo, hi, d = r["ci_low"], r["ci_high"], r["top1_drop"]
         ax.plot([lo, hi], [y, y], color=color, lw=2.5, solid_capstyle="butt")
-        ax.plot([d], [y], "o", color=color)
-        ax.text(hi, y, f"  {d:+.2f} pp", va="center", fontsize=8)
+        ax.plot([d], [y], "o", color=color, mfc=color if r.get("significant") else "white", ms=7)
+        ax.text(hi, y, f"  {fmt.drop_ci(d, lo, hi)}", va="center", fontsize=8)
     ax.axvline(0, color="#888", lw=1, ls="--")
     lows = [r["ci_low"] for r in rows if r["ci_low"] == r["ci_low"]]
     highs = [r["ci_high"] for r in rows if r["ci_high"] == r["ci_high"]]
-    ax.set_xlim(min(lows + [-1.0]) - 0.5, max(highs + [1.0]) + 1.0)  # at least ±1 pp: zero-width intervals stay readable
+    # at least ±1 pp: zero-width intervals stay readable; room on the right for the labels
+    ax.set_xlim(min(lows + [-1.0]) - 0.5, max(highs + [1.0]) + 0.4 * (max(highs + [1.0]) - min(lows + [-1.0])) + 1.0)
     ax.set_yticks(range(len(rows)), [r["model"] for r in rows])
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.invert_yaxis()
-    ax.set_xlabel("top-1 drop (percentage points; > 0: int8 is worse)")
-    ax.set_title(title + ("\nred: McNemar p < 0.05" if any(r.get("significant") for r in rows) else ""),
+    ax.set_xlabel("top-1 drop (pp; > 0: int8 is worse)")
+    ax.set_title(title + ("\nfilled dot: McNemar p < 0.05" if any(r.get("significant") for r in rows) else ""),
                  fontsize=10)
     fig.tight_layout()
-    return fig
+    return describe(fig, "Top-1 drop of each int8 model against fp32 with its 95 % bootstrap interval: "
+                    + "; ".join(f"{r['model']} {fmt.drop_ci(r['top1_drop'], r['ci_low'], r['ci_high'])}"
+                                for r in rows) + ".")
 
 
-def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency") -> Figure:
-    """Top-1 against latency per model, the Pareto front joined; a note when there is nothing to plot.
+def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency", paired: dict | None = None) -> Figure:
+    """Top-1 against latency per candidate (its palette colour, named in the legend beside the axes,
+    so no label covers another), the Pareto front joined; a note when there is nothing to plot.
 
     ``points``: dicts with ``model``, ``latency_ms``, ``top1``, ``pareto`` (bool) and optionally
-    ``setting`` (which benchmark row the latency comes from, shown in the axis label).
+    ``setting`` (which benchmark row the latency comes from, shown in the axis label). ``paired``
+    (evaluation.json's ``paired``: ``top1_drop_ci95`` per int8 model) adds error bars: each model's
+    top-1 shifted by the 95 % paired-bootstrap interval of its difference from fp32.
     """
-    fig = Figure(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(7.5, 4.2))
     ax = fig.subplots()
     if not points:
         ax.axis("off")
         ax.text(0.5, 0.5, "no benchmark.json in this run:\nrun 03_benchmark to see accuracy against latency",
                 ha="center", va="center", fontsize=11, transform=ax.transAxes)
-        return fig
+        return describe(fig, "No accuracy-against-latency figure: this run has no benchmark.")
     front = sorted((p for p in points if p.get("pareto")), key=lambda p: p["latency_ms"])
     if len(front) > 1:
         ax.step([p["latency_ms"] for p in front], [p["top1"] for p in front], where="post",
                 color="#999", lw=1, zorder=1, label="Pareto front")
-    for i, p in enumerate(points):
-        fp32 = p["model"] == "fp32"
-        ax.scatter([p["latency_ms"]], [p["top1"]], s=60, zorder=2,
-                   color="#4c72b0" if fp32 else ("#dd8452" if p.get("pareto") else "#bbbbbb"),
-                   edgecolor="k" if p.get("pareto") else "none")
-        ax.annotate(p["model"], (p["latency_ms"], p["top1"]), textcoords="offset points",
-                    xytext=(6, 4 - 11 * (i % 3)), fontsize=8)  # staggered: close points keep legible labels
+    fp32 = next((p for p in points if p["model"] == "fp32"), None)
+    with_bars = False
+    for p in points:
+        ci = ((paired or {}).get(p["model"]) or {}).get("top1_drop_ci95")
+        yerr = None
+        if fp32 and ci and None not in ci and all(c == c for c in ci):
+            # top-1 = fp32 - drop: the drop's interval [lo, hi] becomes [fp32 - hi, fp32 - lo]
+            yerr = [[max(p["top1"] - (fp32["top1"] - ci[1]), 0)], [max(fp32["top1"] - ci[0] - p["top1"], 0)]]
+            with_bars = True
+        ax.errorbar([p["latency_ms"]], [p["top1"]], yerr=yerr, fmt="o", ms=8, zorder=2, capsize=3,
+                    color=candidate_color(p["model"]), mec="k" if p.get("pareto") else "none",
+                    label=f"{p['model']}: {fmt.accuracy(p['top1'])}, {fmt.ms(p['latency_ms'])}")
     setting = points[0].get("setting")
-    ax.set_xlabel("latency, p50 (ms)" + (f" — {setting}" if setting else ""))
+    ax.set_xlabel("latency, p50 (ms)" + (f" — {setting}" if setting else ""), fontsize=9)
     ax.set_ylabel("top-1 (%)")
-    ax.set_title(title + " (up and left is better)", fontsize=10)
+    ax.set_title(title + " (up and left is better; outlined: Pareto front)", fontsize=10)
     ax.margins(0.15)
-    if len(front) > 1:
-        ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              title="bars: 95 % paired bootstrap\ninterval vs fp32" if with_bars else None, title_fontsize=7)
     fig.tight_layout()
-    return fig
+    best = min(points, key=lambda p: p["latency_ms"])
+    return describe(fig, "Scatter of top-1 accuracy against p50 latency"
+                    + (f" ({setting})" if setting else "") + ": "
+                    + "; ".join(f"{p['model']} {fmt.accuracy(p['top1'])} at {fmt.ms(p['latency_ms'])}" for p in points)
+                    + f". Fastest: {best['model']}.")
 
 
 # ---- 05_ghost_maps ----
@@ -196,18 +232,18 @@ def _banner(fig: Figure, text: str | None, y: float = 0.995) -> None:
                  bbox={"boxstyle": "round", "facecolor": "#fde2e1", "edgecolor": "#c0392b"})
 
 
-def ghost_inputs(pictures: Any, labels: list[str], preprocess: str) -> Figure:
-    """The images as the model sees them (after resize and crop)."""
+def ghost_inputs(pictures: Any, labels: list[str], preprocess: str, note: str | None = None) -> Figure:
+    """The images as the model sees them (after resize and crop); ``note`` under the caption."""
     n = len(pictures)
-    fig = Figure(figsize=(min(2.4 * n, 12), 2.9))
+    fig = Figure(figsize=(min(max(2.4 * n, 5.5), 12), 2.9 + (0.4 if note else 0)))
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, pic, label in zip(axes, pictures, labels):
         ax.imshow(pic)
         ax.set_title(label, fontsize=8)
         ax.axis("off")
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.text(0.5, 0.02, f"{pictures.shape[1]}x{pictures.shape[2]} px after {preprocess}", ha="center",
-             fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.2 if note else 0.1, 1, 1))
+    caption = f"{pictures.shape[1]}x{pictures.shape[2]} px after {preprocess}" + (f"\n{note}" if note else "")
+    fig.text(0.5, 0.02, caption, ha="center", fontsize=7, wrap=True)
     return fig
 
 
@@ -300,37 +336,64 @@ def ghost_pair_gallery(panels: list[dict]) -> Figure:
     return fig
 
 
-def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None) -> Figure:
-    """Per layer, against relative depth: mean over channels of each channel's highest cosine
-    similarity to another channel (left), and effective rank as a fraction of the most it could
-    be, min(channels, pixels compared) (right). ``series``: label -> per-layer metric dicts."""
-    fig = Figure(figsize=(11, 4.2 + (0.5 if banner else 0)))
-    left, right = fig.subplots(1, 2)
+def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None,
+                        twin_threshold: float | None = None) -> Figure:
+    """Per layer, against relative depth, one line per network with a band of +-1 sd over the images:
+    mean max cosine to another channel, share of channels with a near twin, and the effective rank in
+    both definitions over its ceiling min(channels, pixels compared). ``series``: label -> per-layer
+    metric dicts (``ghost_report`` / ``ghost_maps.json`` rows: ``<metric>`` and ``<metric>_sd``)."""
+    import numpy as np
+
+    panels = (("mean_max_similarity", "mean max cosine to another channel",
+               "redundancy: how close each map's nearest twin is (higher = more redundant)"),
+              ("twin_share", "share of channels with a near twin",
+               f"near twins: channels with cos > {twin_threshold:g} to another" if twin_threshold
+               else "near twins"),
+              ("effective_rank_fraction", "effective rank / min(channels, pixels)",
+               "diversity, shape rank (unit-norm maps; lower = more redundant)"),
+              ("effective_rank_raw_fraction", "effective rank / min(channels, pixels)",
+               "diversity, plain Roy & Vetterli rank (raw maps)"))
+    fig = Figure(figsize=(11, 7.6 + (0.5 if banner else 0)))
+    axes = fig.subplots(2, 2).ravel()
     styles = [("#4c72b0", "o"), ("#dd8452", "s"), ("#55a868", "^")]
     for (label, rows), (color, marker) in zip(series.items(), styles):
-        depth = [r["depth"] for r in rows]
-        for ax, key in ((left, "mean_max_similarity"), (right, "effective_rank_fraction")):
-            values = [r[key] for r in rows]
-            ax.plot(depth, values, color=color, lw=1.2, label=label)
-            for d, v, r in zip(depth, values, rows):
+        depth = np.asarray([r["depth"] for r in rows])
+        for ax, (key, _, _) in zip(axes, panels):
+            mean = np.asarray([np.nan if r.get(key) is None else r[key] for r in rows], dtype=float)
+            sd = np.asarray([np.nan if r.get(f"{key}_sd") is None else r[f"{key}_sd"] for r in rows], dtype=float)
+            ax.fill_between(depth, mean - sd, mean + sd, color=color, alpha=0.15, lw=0)
+            ax.plot(depth, mean, color=color, lw=1.2, label=label)
+            for d, v, r in zip(depth, mean, rows):
                 projection = r["name"].endswith("ghost2")  # linear 1x1 projection: hollow marker
                 ax.plot([d], [v], marker=marker, ms=5, color=color, mfc="white" if projection else color,
                         alpha=0.35 if r["similarity_pixels"] < MIN_PIXELS else 1.0)
-    left.plot([], [], "o", color="#888", mfc="white", label="hollow: projection Ghost module (ghost2, linear)")
-    left.plot([], [], "o", color="#888", alpha=0.35, label=f"faded: compared over < {MIN_PIXELS} pixels")
-    left.set_ylabel("mean over channels of max cosine to another channel")
-    left.set_title("redundancy: how close each map's nearest twin is (higher = more redundant)", fontsize=9)
-    right.set_ylabel("effective rank / min(channels, pixels)")
-    right.set_title("diversity: independent maps per possible (lower = more redundant)", fontsize=9)
-    for ax in (left, right):
-        ax.set_xlabel("relative depth (0 = first layer, 1 = last)")
+    axes[0].plot([], [], "o", color="#888", mfc="white", label="hollow: projection Ghost module (ghost2, linear)")
+    axes[0].plot([], [], "o", color="#888", alpha=0.35, label=f"faded: compared over < {MIN_PIXELS} pixels")
+    axes[0].fill_between([], [], [], color="#888", alpha=0.15, label="band: ±1 sd over the images")
+    for ax, (_, ylabel, title) in zip(axes, panels):
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("relative depth (0 = first layer, 1 = last)", fontsize=8)
         ax.set_xlim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-    right.set_ylim(0, 1.05)
-    left.legend(fontsize=8, loc="lower right")
-    fig.tight_layout(rect=(0, 0, 1, 0.9) if banner else None)
+    for ax in axes[1:]:
+        ax.set_ylim(0, 1.05)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout(rect=(0, 0, 1, 0.94) if banner else None)
     _banner(fig, banner)
     return fig
+
+
+def finding(text: str, warning: str | None = None):
+    """The report's stated finding in a box (IPython HTML), under a red warning when there is one."""
+    from IPython.display import HTML
+
+    box = ("<div style='border:2px solid #4c72b0;border-radius:6px;padding:8px 12px;margin:6px 0'>"
+           f"<b>Finding.</b> {html.escape(text)}</div>")
+    if warning:
+        box = ("<div style='background:#fde2e1;border:2px solid #c0392b;padding:8px;margin:6px 0'>"
+               f"<b>Warning.</b> {html.escape(warning)}</div>") + box
+    return HTML(box)
 
 
 def ghost_explorer_view(picture: Any, intrinsic_map: Any, ghost_maps: list[Any], title: str,
@@ -372,10 +435,7 @@ def _bench_setting_label(threads: int, sessions: int) -> str:
 
 
 def _bench_colors(models: list[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(models)}
+    return candidate_colors(models)
 
 
 def bench_throughput(rows: list[dict]) -> Figure:

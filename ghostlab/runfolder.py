@@ -86,30 +86,124 @@ class NotebookRun:
         fig.savefig(path, dpi=100, bbox_inches="tight")
         figs = self._summary.setdefault("figures", {})
         figs[name] = str(path.relative_to(self.run_dir))
+        from .plots import alt_text
+
+        self._summary.setdefault("figure_alt", {})[name] = alt_text(fig)
         self._save_summary()
         return path
 
 
-def header_html(params: Params, notebook: str) -> str:
-    """The banner every report starts with: profile, model, weights, data."""
+def _under(path: str | None, folder: Path) -> bool:
+    try:
+        return bool(path) and Path(path).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):
+        return False
+
+
+def demo_parts(params: dict, weights_given: str | None = None) -> tuple[bool, bool]:
+    """(the data is the demo's procedural set, the model is the demo's trained checkpoint), from the
+    params as a dict, before or after the demo is resolved into paths under ``demo.root``."""
+    demo, data, model, run = (params.get(k) or {} for k in ("demo", "data", "model", "run"))
+    root = Path(demo.get("root") or Path(run.get("output_root") or "outputs") / "_demo")
+    demo_data = data.get("dataset") == "demo" or _under(data.get("root"), root)
+    demo_model = "demo" in (model.get("weights"), weights_given) or _under(model.get("weights"), root)
+    return demo_data, demo_model
+
+
+def honesty_banner(params: dict, weights_given: str | None = None) -> str:
+    """The banner a demo or random-weights run shows on every page ('' for a real run): what the
+    numbers can and cannot say. Params as a dict, so the index (from the manifest) shows the same."""
+    demo_data, demo_model = demo_parts(params, weights_given)
+    weights = (params.get("model") or {}).get("weights")
+    out = []
+    if demo_data or demo_model:
+        n = (params.get("demo") or {}).get("num_classes")
+        what = []
+        if demo_data:
+            what.append(f"the images are a procedural {n}-class set of drawn shapes" if n else
+                        "the images are a procedural set of drawn shapes")
+        if demo_model:
+            what.append("the model was trained by the demo" + (" on them" if demo_data else ""))
+        out.append(
+            "<div class='gl-banner gl-demo' role='note'><b>Demo run:</b> " + html.escape("; ".join(what))
+            + ". The numbers illustrate what the kit measures and how; they say nothing about GhostNet on "
+            "ImageNet. The speeds are real, on this CPU.</div>")
+    if weights == "random" or weights_given == "random":
+        out.append(
+            "<div class='gl-banner gl-random' role='note'><b>Random weights:</b> this model was not trained, "
+            "so accuracy is chance; speed is real. Set <code>model.weights</code> to <code>pretrained</code>, "
+            "<code>demo</code> or a checkpoint path for accuracy that means something.</div>")
+    return "".join(out)
+
+
+def _notebook_names(params: Params) -> list[str]:
+    from .steps import NOTEBOOK_DIR
+
+    folder = Path(params.run.notebook_dir) if params.run.notebook_dir else NOTEBOOK_DIR
+    return sorted(p.stem for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _page_title(name: str) -> str:
+    num, _, word = name.partition("_")
+    return f"{num} {word.replace('_', ' ')}"
+
+
+def header_html(params: Params, notebook: str, run_dir: str | Path | None = None) -> str:
+    """The header every report page starts with: links to the index and the previous/next notebook,
+    the run (name, profile, date, commit), the machine (CPU, runtime versions, from the run's
+    ``manifest.json`` when there is one), the model and data; and the demo / random-weights banner."""
     e = html.escape
-    weights = params.model.weights
-    rows = [
-        ("profile", params.profile),
-        ("model", params.model.name),
-        ("weights", weights),
-        ("data", f"{params.data.dataset}: {params.data.root or '(demo)'}"),
+    manifest = {}
+    if run_dir is not None:
+        try:
+            manifest = read_json(Path(run_dir) / "manifest.json")
+        except (OSError, ValueError):
+            manifest = {}
+    names = _notebook_names(params)
+    nav = ["<a class='gl-back' href='index.html'>↑ index</a>"]
+    if notebook in names:
+        i = names.index(notebook)
+        if i > 0:
+            nav.append(f"<a class='gl-prev' href='{e(names[i - 1])}.html'>← {e(_page_title(names[i - 1]))}</a>")
+        if i + 1 < len(names):
+            nav.append(f"<a class='gl-next' href='{e(names[i + 1])}.html'>{e(_page_title(names[i + 1]))} →</a>")
+    p = {**params.to_dict(), "profile": params.profile}
+    banner = honesty_banner(p, manifest.get("weights_given"))
+    return (f"<header class='gl-header'><nav class='gl-nav'>{' '.join(nav)}</nav>"
+            f"{facts_html(manifest, p)}{banner}</header>")
+
+
+def run_facts(manifest: dict, params: dict) -> list[tuple[str, str]]:
+    """What a reader needs to place a page: the run, date, commit, CPU, runtimes, model and data
+    (from ``manifest.json`` and the params as a dict; missing facts are left out)."""
+    model, data, run = params.get("model", {}), params.get("data", {}), params.get("run", {})
+    git = manifest.get("git") or {}
+    commit = (git.get("commit") or "")[:10]
+    if commit and git.get("dirty"):
+        commit += " (with local changes)"
+    cpu = manifest.get("cpu") or {}
+    packages = manifest.get("packages") or {}
+    runtimes = ", ".join(f"{k} {v}" for k, v in packages.items()
+                         if v and k in ("onnxruntime", "openvino", "torch", "timm"))
+    weights = manifest.get("weights_given") or model.get("weights")
+    dataset = data.get("dataset")
+    facts = [
+        ("run", f"{run.get('name') or params.get('profile') or manifest.get('profile', '')}"
+                f" · profile {manifest.get('profile') or params.get('profile', '')}"),
+        ("date", str(manifest.get("started") or "").replace("T", " ").replace("+00:00", " UTC")),
+        ("commit", commit),
+        ("CPU", f"{cpu.get('model', '?')} · {cpu.get('cores', '?')} cores" if cpu else ""),
+        ("runtimes", f"{runtimes} · Python {manifest.get('python', '')}" if runtimes else ""),
+        ("model", f"{model.get('name')} · weights {weights} · {model.get('input_size')} px input"),
+        ("data", "the demo's procedural set" if demo_parts(params)[0] else f"{dataset}: {data.get('root')}"),
     ]
-    cells = "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
-    out = f"<table>{cells}</table>"
-    if weights == "random":
-        out = (
-            "<div style='background:#fde2e1;border:2px solid #c0392b;padding:8px;margin:6px 0'>"
-            "<b>Random weights.</b> This model was not trained: every accuracy number in this "
-            "report is meaningless. Set <code>model.weights</code> to <code>pretrained</code>, "
-            "<code>demo</code> or a checkpoint path.</div>" + out
-        )
-    return out
+    return [(k, v) for k, v in facts if v]
+
+
+def facts_html(manifest: dict, params: dict) -> str:
+    e = html.escape
+    items = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in run_facts(manifest, params))
+    return f"<dl class='gl-facts'>{items}</dl>"
 
 
 def start(notebook: str, params_file: str | Path, run_dir: str | Path, show: bool = True) -> NotebookRun:
@@ -128,7 +222,7 @@ def start(notebook: str, params_file: str | Path, run_dir: str | Path, show: boo
         try:
             from IPython.display import HTML, display
 
-            display(HTML(header_html(params, notebook)))
+            display(HTML(header_html(params, notebook, run_dir)))
         except ImportError:  # pragma: no cover - plain python
             pass
     return run
@@ -142,5 +236,14 @@ def _show_figures_inline() -> None:
         from matplotlib_inline.backend_inline import set_matplotlib_formats
     except ImportError:  # pragma: no cover - outside Jupyter
         return
-    if get_ipython() is not None:
+    ip = get_ipython()
+    if ip is not None:
         set_matplotlib_formats("png")
+        from IPython.core.pylabtools import print_figure
+        from matplotlib.figure import Figure
+
+        from .plots import alt_text
+
+        # the PNG carries its alt text (output metadata) for the HTML report: what the figure shows
+        ip.display_formatter.formatters["image/png"].for_type(
+            Figure, lambda fig: (print_figure(fig, "png", bbox_inches="tight"), {"alt": alt_text(fig)}))
