@@ -18,6 +18,31 @@ EXAMPLES = """examples:
   ghostlab demo                                      build the demo dataset and model only
   ghostlab cache build params/imagenet.yaml          decode + preprocess the images once (all cores)
   ghostlab evaluate params/demo.yaml                 re-evaluate the demo run's models, print the table
+  ghostlab compare outputs/before outputs/after      two runs side by side: what changed, regressions in words
+  ghostlab sweep params/sweeps/demo.yaml             many runs on a Dask cluster, then one compare page
+"""
+
+COMPARE_EXAMPLES = """examples:
+  ghostlab compare outputs/demo outputs/demo-opset13         the first run is the baseline
+  ghostlab compare outputs/a outputs/b outputs/c --out /tmp/abc
+  ghostlab compare outputs/demo outputs/demo.failed-20260101-120000
+
+writes compare.html (open it in a browser, offline) and compare.json; default folder:
+compare-<names> beside the first run. Exit code 0 whatever the runs show.
+"""
+
+SWEEP_EXAMPLES = """examples:
+  ghostlab sweep params/sweeps/demo.yaml                     a local Dask cluster, one worker process
+  ghostlab sweep params/sweeps/demo.yaml --workers 2         two runs at a time (one benchmark at a time)
+  ghostlab sweep params/sweeps/demo.yaml --resume            rerun only points that failed or changed
+  ghostlab sweep params/sweeps/demo.yaml --scheduler tcp://10.0.0.5:8786
+
+a sweep file names a base profile and a grid (or a list) of -p overrides:
+  base: ../demo.yaml
+  grid:
+    model.name: [ghostnet_050, ghostnet_100]
+    calibrate.num_images: [200, 1000]
+exit code 0 when every run completed, 1 when one failed, 130 after Ctrl-C.
 """
 
 
@@ -125,6 +150,28 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, summary_sentences
+
+    page, doc = compare(args.runs, args.out)
+    for line in summary_sentences(doc):
+        print(line)
+    print(f"comparison: {page}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    results, page = run_sweep(sweep, scheduler=args.scheduler, workers=args.workers, resume=args.resume)
+    counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "interrupted")}
+    print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f"; comparison: {page}" if page else ""))
+    if counts["interrupted"]:
+        return 130
+    return 1 if counts["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     default_demo = Path(__file__).resolve().parent.parent / "params" / "demo.yaml"
     parser = argparse.ArgumentParser(
@@ -164,6 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("params", nargs="?", default=str(default_demo))
     d.add_argument("-p", action="append", metavar="SECTION.KEY=VALUE")
     d.set_defaults(func=_cmd_demo)
+
+    cmp = sub.add_parser("compare", help="runs side by side: params, environments, accuracy and speed changes",
+                         epilog=COMPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cmp.add_argument("runs", nargs="+", metavar="RUN", help="run folders (outputs/<run>); the first is the baseline")
+    cmp.add_argument("--out", metavar="DIR", help="where compare.html/.json go (default: compare-<names> beside the first run)")
+    cmp.set_defaults(func=_cmd_compare)
+
+    sw = sub.add_parser("sweep", help="run a grid or list of profiles on a Dask cluster, then compare them",
+                        epilog=SWEEP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file, e.g. params/sweeps/demo.yaml")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
+                    "(default: a local cluster on this machine)")
+    sw.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="worker processes of the local cluster, i.e. runs at a time (default 1)")
+    sw.add_argument("--resume", action="store_true",
+                    help="reuse what completed in each point's latest run with the same params and code")
+    sw.set_defaults(func=_cmd_sweep)
     return parser
 
 

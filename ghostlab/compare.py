@@ -406,9 +406,15 @@ def summary_sentences(doc: dict) -> list[str]:
     out = list(doc["regressions"])
     for f in doc["failed"]:
         out.append(f"{f['run']} did not complete: {f['error'] or 'no error recorded (see its index page)'}.")
+    accuracy = any(c["paired"] for row in doc["accuracy"] for c in row["changes"])
+    speed = any(row["changes"] for g in doc["speed"] for row in g["models"])
     if len(doc["runs"]) > 1 and not doc["regressions"]:
-        out.insert(0, "No regression: no top-1 change is significant on shared images (exact McNemar p < 0.05) "
-                      "and no speed change lies beyond the benchmarks' round-to-round spread.")
+        checked = [text for done, text in ((accuracy, "no top-1 change is significant on shared images (exact "
+                                                      "McNemar p < 0.05)"),
+                                           (speed, "no speed change lies beyond the benchmarks' round-to-round "
+                                                   "spread")) if done]
+        out.insert(0, f"No regression: {' and '.join(checked)}." if checked else
+                   "Nothing to test for a regression: no two runs have paired accuracy or speed on the same CPU.")
     unpaired = sorted({c["to"] for row in doc["accuracy"] for c in row["changes"] if c["paired"] is None})
     if unpaired:
         out.append(f"Not tested for accuracy (no images in common with {doc['baseline']}): {', '.join(unpaired)}.")
