@@ -230,8 +230,11 @@ def _interruptible():
     """Ctrl-C (SIGINT) and SIGTERM stop a run the same way: the running kernel is killed at
     once, papermill's and nbclient's dying words are silenced, and KeyboardInterrupt unwinds
     the run so it is recorded as interrupted."""
+    interrupted = []
+
     def handler(signum, frame):
         logging.disable(logging.CRITICAL)
+        interrupted.append(signum)
         if _running_kernel:
             stop_kernel(_running_kernel, wait=0)
         raise KeyboardInterrupt
@@ -244,9 +247,40 @@ def _interruptible():
     try:
         yield
     finally:
+        if interrupted:
+            _settle_event_loop()
         for sig, previous in old.items():
             signal.signal(sig, previous)
         logging.disable(logging.NOTSET)
+
+
+def _settle_event_loop() -> None:
+    """After an interrupt, while logging is still off: finish what nbclient left on its event loop.
+
+    The interrupt cuts ``run_until_complete`` short; nbclient's own cleanup then runs the loop
+    again, and the cell's task ends with ``DeadKernelError`` that nobody retrieves. When the
+    garbage collector later frees that task, asyncio logs "Task exception was never retrieved"
+    with the traceback, onto the user's terminal once logging is back on: a race with the
+    collector. So cancel what is still pending, retrieve every result, and collect now.
+    """
+    import asyncio
+    import gc
+
+    from jupyter_core.utils import ensure_event_loop
+
+    try:
+        loop = ensure_event_loop()
+        pending = [] if loop.is_running() or loop.is_closed() else [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=5))
+            for task in pending:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: asyncio has nothing left to report
+    except BaseException:  # noqa: BLE001 - a second Ctrl-C here must not print either
+        pass
+    gc.collect()
 
 
 def preflight(params: Params, selected: list[str]) -> Params:
@@ -325,6 +359,7 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
                                complete, latest if resume else None, show_code, around_step)
         except KeyboardInterrupt:
             status = "interrupted"
+            results = _results_so_far(manifest, selected)
         if any(r.status == "interrupted" for r in results):
             status = "interrupted"
         elif status == "ok" and not all(r.status == "ok" for r in results):
@@ -342,6 +377,19 @@ def run_notebooks(params: Params, only: list[str] | None = None, out: str | Path
         _progress(f"the last complete results are unchanged: {final / 'index.html'}")
     _progress(f"report: {where / 'index.html'}")
     return where, results
+
+
+def _results_so_far(manifest: dict, selected: list[Path]) -> list[NotebookResult]:
+    """The results recorded before a Ctrl-C that came between two notebooks (not inside one,
+    where ``_run_one`` records it), plus the next notebook as the interrupted one: the exit
+    code says 130, not 0."""
+    done = [NotebookResult(**entry) for entry in manifest["notebooks"].values()]
+    if not any(r.status == "interrupted" for r in done):
+        nxt = next((nb.stem for nb in selected if nb.stem not in manifest["notebooks"]), None)
+        done.append(NotebookResult(nxt or "(after the last notebook)", "interrupted", error="interrupted by the user"))
+        if nxt:
+            manifest["notebooks"][nxt] = done[-1].__dict__
+    return done
 
 
 def _settle(work: Path, final: Path, where: Path) -> None:
