@@ -84,6 +84,14 @@ class DemoParams:
     several threads lose much of their speed when other processes share the cores; 0: all cores."""
     seed: int = 0
     """Seeds the images and the training."""
+    resnet_blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    """Basic blocks per stage of the demo ResNet, the trained conventional network notebook 05 compares
+    GhostNet with offline (4 stages, widths resnet_width x 1, 2, 4, 8; no Ghost modules)."""
+    resnet_width: int = 16
+    """Channels of the demo ResNet's stem and first stage (16: 0.7 M params, 20 M MACs at 64 px)."""
+    resnet_epochs: Optional[int] = 8
+    """Training epochs of the demo ResNet (same data, input size, optimiser and seed as the GhostNet);
+    null: demo.epochs. Plain convolutions learn these images faster than GhostNet's."""
 
 
 @dataclass(frozen=True)
@@ -208,9 +216,16 @@ class GhostMapsParams:
     """Ghost feature maps (notebook 05): intrinsic vs ghost maps and per-layer redundancy."""
 
     image: Optional[str] = None
-    """Image path; default: the photo matplotlib ships (grace_hopper.jpg)."""
-    dataset_indices: list[int] = field(default_factory=list)
-    """Evaluation-set images to look at as well (indices), after `image`."""
+    """An image to show besides the evaluation images: a JPEG/PNG path, or `grace_hopper` for the photo
+    matplotlib ships; null: evaluation images only."""
+    dataset_indices: list[int] = field(default_factory=lambda: [0])
+    """Evaluation-set images to show (indices, after `image`; their class is shown). Both networks see the
+    same images at the same input size."""
+    metric_images: int = 16
+    """Evaluation images (class-balanced, seeded by run.seed) the redundancy metrics average over, for both
+    networks; each metric is reported as the mean over them and their standard deviation."""
+    twin_threshold: float = 0.9
+    """A channel has a near twin when its cosine similarity to another channel of the layer exceeds this."""
     modules: list[str] = field(default_factory=list)
     """Ghost modules to show in detail (e.g. blocks.2.0.ghost1); empty: a few spread over depth."""
     max_channels: int = 8
@@ -218,9 +233,13 @@ class GhostMapsParams:
     similarity_size: int = 28
     """Maps are average-pooled to at most this side before similarity (bounded cost)."""
     compare_resnet: bool = True
-    """Also capture timm resnet50 (one image at 224 on CPU: about a second) to compare redundancy."""
-    resnet_weights: str = "random"
-    """ResNet-50 weights, same rules as model.weights: `pretrained` (timm cache), `random`, or a checkpoint path."""
+    """Compare redundancy with a conventional ResNet (see resnet_weights), same images and input size."""
+    resnet_weights: str = "auto"
+    """The comparison network: `auto` = `demo` beside the demo GhostNet (model.weights: demo), else `pretrained`
+    if timm's cache has it, else none (the report says why); `demo` = the demo ResNet (demo.resnet_*), trained
+    on the demo data and cached (needs data.dataset or model.weights demo); `pretrained` = timm resnet50 from
+    the local cache (the paper's network); a resnet50 checkpoint path; `random` = untrained resnet50 (only when
+    asked for; every page and the index then say so)."""
     interactive: bool = False
     """Show the ipywidgets explorer (JupyterLab); the report's static figures are there either way."""
 
@@ -277,7 +296,8 @@ PATH_KEYS = {
     ("ghost_maps", "resnet_weights"),
 }
 _NOT_PATHS = {("model", "weights"): {"random", "pretrained", "demo"},
-              ("ghost_maps", "resnet_weights"): {"random", "pretrained"}}
+              ("ghost_maps", "resnet_weights"): {"random", "pretrained", "demo", "auto"},
+              ("ghost_maps", "image"): {"grace_hopper"}}
 
 
 # ---------------------------------------------------------------- type checking
@@ -532,6 +552,12 @@ def _validate(p: Params, where: str) -> None:
     need(p.ghost_maps.max_channels > 0, "ghost_maps.max_channels must be > 0")
     need(p.ghost_maps.similarity_size >= 2, "ghost_maps.similarity_size must be >= 2")
     need(all(i >= 0 for i in p.ghost_maps.dataset_indices), "ghost_maps.dataset_indices must be >= 0")
+    need(p.ghost_maps.metric_images >= 0, "ghost_maps.metric_images must be >= 0 (0: only the shown images)")
+    need(0 < p.ghost_maps.twin_threshold < 1, "ghost_maps.twin_threshold must be between 0 and 1")
+    need(bool(p.ghost_maps.image or p.ghost_maps.dataset_indices),
+         "ghost_maps: set image or dataset_indices (the images notebook 05 shows)")
+    need(p.demo.resnet_width > 0 and len(p.demo.resnet_blocks) == 4 and min(p.demo.resnet_blocks) > 0,
+         "demo.resnet_blocks must be 4 positive block counts and demo.resnet_width > 0")
     need(p.evaluate.max_images is None or p.evaluate.max_images > 0, "evaluate.max_images must be > 0 (or null: all)")
     need(p.evaluate.bootstrap >= 0, "evaluate.bootstrap must be >= 0 (0: no interval)")
     need(p.data.max_images is None or p.data.max_images > 0, "data.max_images must be > 0 (or null: all)")

@@ -276,7 +276,6 @@ def train(params: Params, folder: Path, out: Path, show_progress: bool = True, c
     """Train ``model.name`` (or with ``comparison`` the demo ResNet) on the demo's train split; save
     ``model.safetensors`` and ``training.json`` into ``out``; returns the metrics (val top-1 measured
     on the val split)."""
-    import torch
     from safetensors.torch import save_file
 
     from . import data
@@ -289,7 +288,8 @@ def train(params: Params, folder: Path, out: Path, show_progress: bool = True, c
     for split in ("train", "val"):
         split_params = _with_split(params, folder, split)
         splits[split] = data.cached_images(data.load_dataset(split_params), preprocess, split_params, show_progress)
-    with torch_threads(d.threads or len(os.sched_getaffinity(0))):
+    threads = d.threads or len(os.sched_getaffinity(0))
+    with torch_threads(threads):
         model, history = _fit(params, splits["train"], show_progress, comparison)
         train_seconds = time.perf_counter() - started
         val_top1 = evaluate_top1(model, splits["val"])
@@ -345,10 +345,12 @@ def _comparison_spec(params: Params, data_key: str) -> dict:
 
 
 def _wants_comparison(params: Params) -> bool:
-    """Notebook 05 compares with the demo ResNet: asked for (``demo``), or ``auto`` on the demo's data or model."""
+    """Notebook 05 compares with the demo ResNet: asked for (``demo``, on the demo's data or model), or
+    ``auto`` beside the demo GhostNet (model.weights ``demo``): both trained on the same images."""
     g = params.ghost_maps
     on_demo = params.data.dataset == "demo" or params.model.weights == "demo"
-    return g.compare_resnet and (g.resnet_weights == "demo" or (g.resnet_weights == "auto" and on_demo))
+    return g.compare_resnet and on_demo and (g.resnet_weights == "demo" or
+                                             (g.resnet_weights == "auto" and params.model.weights == "demo"))
 
 
 def comparison_metrics(weights: str) -> dict | None:
@@ -378,8 +380,8 @@ def load_comparison(weights: str) -> tuple["torch.nn.Module", dict]:
 
 def prepare(params: Params, show_progress: bool = True) -> Params:
     """Make (or reuse) the demo dataset and, when model.weights is ``demo``, the trained checkpoint, and
-    when notebook 05 compares with the demo ResNet (``ghost_maps.resnet_weights`` ``demo``, or ``auto`` on
-    the demo) that ResNet's checkpoint; return params pointing at them (data.dataset=seed,
+    when notebook 05 compares with the demo ResNet (``ghost_maps.resnet_weights`` ``demo``, or ``auto`` beside
+    the demo GhostNet) that ResNet's checkpoint; return params pointing at them (data.dataset=seed,
     data.root/calibration_root/label_file, model.weights, model.num_classes, ghost_maps.resnet_weights).
     Idempotent; milliseconds when all are cached."""
     from .data import _locked

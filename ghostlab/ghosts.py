@@ -1,17 +1,24 @@
-"""Ghost feature maps: capture them with forward hooks and measure how redundant each layer is.
+"""Ghost feature maps: capture them with forward hooks and measure how redundant each layer is,
+in GhostNet and in a trained conventional network beside it.
 
 GhostNet builds each Ghost module's output from a few *intrinsic* maps (an ordinary
 convolution, ``primary_conv``) and *ghost* maps made from them by a cheap depthwise
 convolution (``cheap_operation``); ghost channel ``j`` is made from intrinsic channel
-``j // (ratio - 1)``. This module captures both, for every Ghost module, and compares:
+``j // (ratio - 1)``. This module captures both, for every Ghost module, and measures:
 
-- each ghost map with its source intrinsic map (cosine similarity);
-- every pair of channels of a layer's output (channel-similarity matrix), and from it
-  each channel's highest similarity to another channel ("mean max similarity");
-- the effective rank of a layer's flattened maps (exp of the entropy of the normalised
-  singular values; Roy & Vetterli 2007): how many independent maps the layer really holds;
-- the same for ResNet-50's residual blocks, the network the GhostNet paper's first figure
-  looks at.
+- each ghost map's cosine similarity to its source intrinsic map;
+- per layer, how redundant its output maps are (``ghostlab.redundancy`` defines the numbers:
+  mean max cosine to the nearest other channel, share of channels with a near twin, effective
+  rank in two definitions, each over its ceiling), for GhostNet's Ghost modules and for the
+  comparison network's residual blocks, at relative depth 0..1, as mean and standard deviation
+  over ``ghost_maps.metric_images`` evaluation images.
+
+The comparison network (``ghost_maps.resnet_weights``): with real weights (timm's cache or a
+checkpoint) ResNet-50, whose first residual group the paper's Fig. 1 looks at; offline, on the
+demo, ``demo_resnet``, a basic-block ResNet ``ghostlab.demo`` trains on the same images. Both
+networks see the same images, preprocessed alike, at the same input size. Maps are *shown* at a
+larger input (an integer multiple) when the training size leaves the deepest shown module below
+7x7; the metrics always use the training size.
 
 Where the maps come from, per module type (timm ``timm/models/ghostnet.py``):
 
@@ -25,19 +32,20 @@ Where the maps come from, per module type (timm ``timm/models/ghostnet.py``):
   the same hooks give the same maps in both forms.
 
 Similarities are computed on maps average-pooled to at most ``ghost_maps.similarity_size``
-per side (bounded cost). Channels whose map is all zero (dead after a ReLU) have no
-direction: they are left out of every similarity and counted as ``inactive_channels``.
-Computation only: figures are in ``ghostlab.plots``, the explorer in ``ghostlab.widgets``.
+per side (bounded cost). Computation only: figures are in ``ghostlab.plots``, the explorer in
+``ghostlab.widgets``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -45,11 +53,15 @@ from torch import nn
 
 from .errors import ConfigError, DataError, ModelError
 from .ghostnet import is_ghost_module
+from .redundancy import map_metrics, stats, subsample, summarize
 
 RESNET_NAME = "resnet50"
 RESNET_FIRST_GROUP = "layer1"
 DEFAULT_DETAIL_MODULES = 3
-_DEAD = 1e-6  # a channel whose norm is below this fraction of the layer's largest is inactive
+MIN_VIEW_SIDE = 7
+"""Shown maps at least this many pixels a side: else the networks are run larger for the figures."""
+METRIC_CHUNK = 4
+"""Images captured at once while measuring (bounds the memory of all layers' maps)."""
 
 
 # ---------------------------------------------------------------- captured maps
@@ -167,87 +179,8 @@ def capture_outputs(model: nn.Module, x: torch.Tensor, names: list[str], kind: s
     return [LayerMaps(name=n, stage=_stage(n), kind=kind, output=store[n]) for n in names]
 
 
-# ---------------------------------------------------------------- similarity and rank
 
-def subsample(maps: np.ndarray, size: int) -> np.ndarray:
-    """Average-pool (..., H, W) maps to at most ``size`` per side (bounded similarity cost)."""
-    h, w = maps.shape[-2:]
-    if h <= size and w <= size:
-        return maps
-    t = torch.from_numpy(np.ascontiguousarray(maps, dtype=np.float32))
-    lead = t.shape[:-2]
-    t = torch.nn.functional.adaptive_avg_pool2d(t.reshape(-1, 1, h, w), (min(h, size), min(w, size)))
-    return t.reshape(*lead, *t.shape[-2:]).numpy()
-
-
-def _flat(maps: np.ndarray) -> np.ndarray:
-    """(C, H, W) or (C, D) -> (C, D) float64."""
-    maps = np.asarray(maps, dtype=np.float64)
-    return maps.reshape(maps.shape[0], -1)
-
-
-def _active(flat: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(flat, axis=1)
-    top = norms.max() if norms.size else 0.0
-    return norms > max(top * _DEAD, 1e-30)
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two maps (any shape, flattened); NaN when either is all zero."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    if na == 0 or nb == 0:
-        return float("nan")
-    return float(np.clip(a @ b / (na * nb), -1.0, 1.0))
-
-
-def channel_similarity(maps: np.ndarray) -> np.ndarray:
-    """C x C cosine similarity of every pair of channel maps ((C, H, W) or (C, D)).
-
-    Rows and columns of inactive (all-zero) channels are NaN.
-    """
-    flat = _flat(maps)
-    active = _active(flat)
-    unit = np.zeros_like(flat)
-    unit[active] = flat[active] / np.linalg.norm(flat[active], axis=1, keepdims=True)
-    u = torch.from_numpy(unit)
-    sim = np.clip((u @ u.T).numpy(), -1.0, 1.0)
-    sim[~active, :] = np.nan
-    sim[:, ~active] = np.nan
-    return sim
-
-
-def max_similarity(sim: np.ndarray) -> np.ndarray:
-    """Each channel's highest similarity to *another* channel (NaN for inactive channels)."""
-    off = sim.copy()
-    np.fill_diagonal(off, np.nan)
-    out = np.full(off.shape[0], np.nan)
-    rows = ~np.all(np.isnan(off), axis=1)
-    out[rows] = np.nanmax(off[rows], axis=1)
-    return out
-
-
-def effective_rank(maps: np.ndarray) -> float:
-    """exp(entropy of the normalised singular values) of the active maps, each scaled to unit norm.
-
-    Unit norms make it count independent *shapes*, not energy: a stack of copies (or
-    multiples) of one map has rank 1, n orthogonal maps have rank n. 0 when no map is active.
-    """
-    flat = _flat(maps)
-    flat = flat[_active(flat)]
-    if flat.shape[0] == 0:
-        return 0.0
-    flat = flat / np.linalg.norm(flat, axis=1, keepdims=True)
-    # Singular values from the eigenvalues of the smaller Gram matrix: the same numbers as
-    # an SVD, at a fraction of its cost for the 2048 x 49 maps of ResNet's last stage.
-    f = torch.from_numpy(flat)
-    gram = f @ f.T if flat.shape[0] <= flat.shape[1] else f.T @ f
-    s = np.sqrt(np.clip(torch.linalg.eigvalsh(gram).numpy(), 0.0, None))
-    p = s / s.sum()
-    p = p[p > 0]
-    return float(np.exp(-(p * np.log(p)).sum()))
-
+# ---------------------------------------------------------------- ghost maps vs their source
 
 def ghost_similarity(layer: LayerMaps, size: int) -> np.ndarray:
     """N x G cosine similarity of each kept ghost map to its source intrinsic map (NaN if either is zero)."""
@@ -266,52 +199,10 @@ def ghost_similarity(layer: LayerMaps, size: int) -> np.ndarray:
     return np.clip(sim, -1.0, 1.0)
 
 
-def _stats(values: np.ndarray) -> dict:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return {"count": 0, "mean": None, "median": None, "p10": None, "p90": None, "min": None, "max": None}
-    return {"count": int(v.size), "mean": float(v.mean()), "median": float(np.median(v)),
-            "p10": float(np.percentile(v, 10)), "p90": float(np.percentile(v, 90)),
-            "min": float(v.min()), "max": float(v.max())}
-
-
-def _nanmean(values: list[float]) -> float:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if v.size else float("nan")
-
-
-def layer_metrics(layer: LayerMaps, size: int, depth: float) -> dict:
-    """What ghost_maps.json records for one layer (metrics averaged over the images)."""
-    out = subsample(layer.output, size)
-    mean_max, ranks, inactive = [], [], []
-    for img in out:
-        flat = _flat(img)
-        mean_max.append(_nanmean(list(max_similarity(channel_similarity(flat)))))
-        ranks.append(effective_rank(flat))
-        inactive.append(int((~_active(flat)).sum()))
-    pixels = int(out.shape[-1] * out.shape[-2])
-    row = {
-        "name": layer.name, "stage": layer.stage, "kind": layer.kind, "depth": depth,
-        "channels": layer.channels, "height": int(layer.output.shape[-2]), "width": int(layer.output.shape[-1]),
-        "similarity_pixels": pixels,
-        "inactive_channels": float(np.mean(inactive)),
-        "mean_max_similarity": _nanmean(mean_max),
-        "effective_rank": float(np.mean(ranks)),
-        "max_rank": min(layer.channels, pixels),
-    }
-    row["effective_rank_fraction"] = row["effective_rank"] / row["max_rank"]
-    if layer.intrinsic is not None:
-        row["intrinsic_channels"] = int(layer.intrinsic.shape[1])
-        row["ghost_channels"] = int(layer.ghost.shape[1])
-        row["ghosts_per_intrinsic"] = layer.ghosts_per_intrinsic
-        row["ghost_similarity"] = _stats(ghost_similarity(layer, size).ravel())
-    return row
-
 
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """One image through a network and many small matrix products and eigen-solves: one
+    """A few images through a network and many small matrix products and eigen-solves: one
     thread is about as fast, and on a busy machine many times faster than threads that wait
     for each other at every step (ResNet-50 forward: 0.2 s vs up to 3 s measured here)."""
     before = torch.get_num_threads()
@@ -322,51 +213,67 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def network_metrics(layers: list[LayerMaps], size: int) -> list[dict]:
-    """``layer_metrics`` of every layer, with its relative depth (0 = first, 1 = last)."""
-    n = len(layers)
-    with _one_thread():  # a no-op inside compute(), which already runs on one thread
-        return [layer_metrics(layer, size, i / max(n - 1, 1)) for i, layer in enumerate(layers)]
+# ---------------------------------------------------------------- measuring a network over images
 
-
-def similar_pairs(maps: np.ndarray, count: int, size: int) -> list[tuple[int, int, float]]:
-    """The ``count`` most similar channel pairs (a, b, cosine) of one image's (C, H, W) maps,
-    each channel used at most once, most similar first."""
-    sim = channel_similarity(subsample(maps, size))
-    iu = np.triu_indices(sim.shape[0], k=1)
-    values = sim[iu]
-    order = np.argsort(np.where(np.isnan(values), -np.inf, values))[::-1]
-    used: set[int] = set()
-    pairs = []
-    for k in order:
-        if np.isnan(values[k]) or len(pairs) >= count:
-            break
-        a, b = int(iu[0][k]), int(iu[1][k])
-        if a in used or b in used:
-            continue
-        used.update((a, b))
-        pairs.append((a, b, float(values[k])))
-    return pairs
+def measure(capture: Callable[[torch.Tensor], list[LayerMaps]], x: torch.Tensor, size: int,
+            threshold: float) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Per-layer redundancy of one network over the images ``x`` (captured ``METRIC_CHUNK`` at a
+    time): rows with the layer's shape, its relative depth and each ``redundancy.METRICS`` as mean
+    and ``_sd`` over the images; and per Ghost module every ghost map's cosine to its source."""
+    per_image: dict[str, list[dict]] = {}
+    info: dict[str, dict] = {}
+    ghost_sims: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(x), METRIC_CHUNK):
+        for layer in capture(x[start:start + METRIC_CHUNK]):
+            out = subsample(layer.output, size)
+            per_image.setdefault(layer.name, []).extend(map_metrics(img, threshold) for img in out)
+            if layer.name not in info:
+                info[layer.name] = {
+                    "name": layer.name, "stage": layer.stage, "kind": layer.kind, "channels": layer.channels,
+                    "height": int(layer.output.shape[-2]), "width": int(layer.output.shape[-1]),
+                    "similarity_pixels": int(out.shape[-1] * out.shape[-2]),
+                    "max_rank": min(layer.channels, int(out.shape[-1] * out.shape[-2]))}
+                if layer.intrinsic is not None:
+                    info[layer.name].update(intrinsic_channels=int(layer.intrinsic.shape[1]),
+                                            ghost_channels=int(layer.ghost.shape[1]),
+                                            ghosts_per_intrinsic=layer.ghosts_per_intrinsic)
+            if layer.intrinsic is not None:
+                ghost_sims.setdefault(layer.name, []).append(ghost_similarity(layer, size).ravel())
+    n = len(info)
+    rows = []
+    for i, (name, row) in enumerate(info.items()):
+        row = {**row, "depth": i / max(n - 1, 1), "images": len(per_image[name]), **summarize(per_image[name])}
+        if name in ghost_sims:
+            row["ghost_similarity"] = stats(np.concatenate(ghost_sims[name]))
+        rows.append(row)
+    return rows, {name: np.concatenate(v) for name, v in ghost_sims.items()}
 
 
 # ---------------------------------------------------------------- images
 
 def default_image() -> Path:
-    """The photo matplotlib ships (Grace Hopper), so the report needs no download."""
+    """The photo matplotlib ships (Grace Hopper): ``ghost_maps.image: grace_hopper``."""
     from matplotlib import cbook
 
     return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
+def _class_label(dataset: Any, i: int) -> str:
+    label = int(dataset.labels[i])
+    return dataset.class_names[label] if dataset.class_names else f"class {label}"
+
+
 def image_inputs(params: Any) -> list[tuple[str, Path]]:
-    """(label, path) of the images to look at: ``ghost_maps.image`` (default: the bundled
-    photo) first, then the evaluation images at ``ghost_maps.dataset_indices``."""
+    """(label, path) of the images to show: ``ghost_maps.image`` (a file, or ``grace_hopper``) if set,
+    then the evaluation images at ``ghost_maps.dataset_indices`` labelled with their class."""
     g = params.ghost_maps
-    path = Path(g.image) if g.image else default_image()
-    if not path.is_file():
-        raise DataError(f"ghost_maps.image {path} is not an image file; point it at a JPEG/PNG "
-                        f"or leave it empty for the bundled photo")
-    inputs = [(path.name, path)]
+    inputs = []
+    if g.image:
+        path = default_image() if g.image == "grace_hopper" else Path(g.image)
+        if not path.is_file():
+            raise DataError(f"ghost_maps.image {path} is not an image file; point it at a JPEG/PNG, "
+                            f"use grace_hopper for the bundled photo, or leave it empty")
+        inputs.append((path.name, path))
     if g.dataset_indices:
         from . import data
 
@@ -375,9 +282,21 @@ def image_inputs(params: Any) -> list[tuple[str, Path]]:
             if not 0 <= i < len(dataset):
                 raise ConfigError(f"ghost_maps.dataset_indices: {i} is out of range; "
                                   f"the evaluation set has {len(dataset)} images (0..{len(dataset) - 1})")
-            label = dataset.class_names[dataset.labels[i]] if dataset.class_names else str(dataset.labels[i])
-            inputs.append((f"#{i} {label}", dataset.files[i]))
+            inputs.append((f"#{i} {_class_label(dataset, i)}", dataset.files[i]))
     return inputs
+
+
+def metric_inputs(params: Any) -> list[tuple[str, Path]]:
+    """(label, path) of the ``ghost_maps.metric_images`` evaluation images the metrics average over
+    (class-balanced, seeded by run.seed); the shown images when it is 0."""
+    from . import data
+
+    n = params.ghost_maps.metric_images
+    if n == 0:
+        return image_inputs(params)
+    dataset = data.load_dataset(params, "eval")
+    return [(f"#{i} {_class_label(dataset, i)}", dataset.files[i])
+            for i in data.calibration_indices(dataset.labels, n, params.run.seed)]
 
 
 def load_pictures(inputs: list[tuple[str, Path]], preprocess: Any) -> np.ndarray:
@@ -392,6 +311,65 @@ def load_pictures(inputs: list[tuple[str, Path]], preprocess: Any) -> np.ndarray
             raise DataError(f"cannot read image {path} ({type(err).__name__}); "
                             f"pass a JPEG/PNG as ghost_maps.image") from None
     return np.stack(pictures)
+
+
+# ---------------------------------------------------------------- the comparison network
+
+@dataclass
+class Comparison:
+    """The conventional network GhostNet is compared with, and what is known about its weights."""
+
+    name: str
+    """``resnet50`` or ``demo_resnet``."""
+    weights: str
+    """Where its weights come from, in the user's words: demo, pretrained, random or the checkpoint path."""
+    checkpoint: str | None
+    trained: bool
+    accuracy: float | None
+    """Top-1 (0..1) where ghostlab measured it (the demo ResNet on the demo's val split), else None."""
+    accuracy_note: str
+    params: int
+    macs: int
+    model: nn.Module
+
+
+def _resnet50(weights: str, seed: int) -> Comparison:
+    with torch.random.fork_rng():  # random weights: the same maps on every run, global RNG untouched
+        torch.manual_seed(seed)
+        model = load_resnet(weights)
+    trained = weights != "random"
+    note = ("ImageNet-trained (timm's published top-1; not measured here)" if trained
+            else "untrained: random weights, asked for explicitly")
+    return Comparison(RESNET_NAME, weights, None if weights in ("random", "pretrained") else weights, trained,
+                      None, note, sum(p.numel() for p in model.parameters()), 0, model)
+
+
+def load_comparison(params: Any) -> tuple[Comparison | None, str]:
+    """The comparison network ``ghost_maps.resnet_weights`` asks for, or None and why not
+    (see ``GhostMapsParams.resnet_weights``; ``auto`` and ``demo`` on the demo were resolved to the
+    demo ResNet's checkpoint by ``demo.prepare``)."""
+    from . import demo, models
+
+    g = params.ghost_maps
+    if not g.compare_resnet:
+        return None, "ghost_maps.compare_resnet is off"
+    weights = g.resnet_weights
+    if weights == "demo":
+        raise ConfigError("ghost_maps.resnet_weights=demo trains the demo ResNet on the demo's images; it needs "
+                          "data.dataset: demo (or model.weights: demo); use pretrained or a checkpoint otherwise")
+    if weights == "auto":
+        if models.cached_pretrained_file(RESNET_NAME) is None:
+            return None, (f"no trained ResNet offline: timm's cache has no {RESNET_NAME} weights and the GhostNet "
+                          f"is not the demo's; set ghost_maps.resnet_weights to a checkpoint")
+        weights = "pretrained"
+    trained = demo.comparison_metrics(weights)
+    if trained is None:
+        return _resnet50(weights, params.run.seed), ""
+    model, m = demo.load_comparison(weights)
+    return Comparison(m["model"], "demo", weights, True, m["val_top1"],
+                      f"val top-1 on the demo's val split ({m['val_images']} images), after "
+                      f"{m['epochs']} epochs in {m['train_seconds']:.0f} s", m["params"], m["macs"], model), ""
+
 
 
 # ---------------------------------------------------------------- ResNet-50 for comparison
@@ -428,45 +406,50 @@ def load_resnet(weights: str) -> nn.Module:
     return model.eval()
 
 
-def resnet_preprocess(model: nn.Module) -> Any:
-    """ResNet-50's own eval preprocessing (timm's pretrained config: 224 crop)."""
-    import math
-
-    from timm.data import resolve_data_config
-
-    from .data import Preprocess
-
-    cfg = resolve_data_config({}, model=model)
-    crop = int(cfg["input_size"][-1])
-    interpolation = cfg["interpolation"] if cfg["interpolation"] in ("bilinear", "bicubic", "nearest") else "bicubic"
-    return Preprocess(f"timm {RESNET_NAME}", math.floor(crop / cfg["crop_pct"]), crop, interpolation,
-                      tuple(float(v) for v in cfg["mean"]), tuple(float(v) for v in cfg["std"]))
 
 
 # ---------------------------------------------------------------- one notebook's worth
 
 @dataclass
 class GhostMapsResult:
-    """Everything notebook 05 shows: captured maps, per-layer metrics, which modules to detail."""
+    """Everything notebook 05 shows: metrics over the metric images (training size), maps of the
+    shown images (view size) for both networks, which modules to detail, the networks themselves."""
 
     model_name: str
     weights: str
+    accuracy: float | None
+    accuracy_note: str
     preprocess: str
+    input_size: int
+    view_scale: int
     image_labels: list[str]
     pictures: np.ndarray
+    """The shown images at the view size (uint8, N x H x W x 3)."""
     layers: list[LayerMaps]
+    """GhostNet's maps of the shown images, at the view size."""
     metrics: list[dict]
+    ghost_sims: dict[str, np.ndarray]
+    """Per Ghost module, every ghost map's cosine to its source over the metric images."""
+    metric_labels: list[str]
     detail: list[str]
     similarity_size: int
     max_channels: int
-    resnet_weights: str | None = None
-    resnet_preprocess: str | None = None
-    resnet_pictures: np.ndarray | None = None
-    resnet_layers: list[LayerMaps] = field(default_factory=list)
-    resnet_metrics: list[dict] = field(default_factory=list)
+    twin_threshold: float
+    model: nn.Module | None = None
+    view_preprocess: Any = None
+    comparison: Comparison | None = None
+    comparison_note: str = ""
+    comparison_layers: list[LayerMaps] = field(default_factory=list)
+    comparison_metrics: list[dict] = field(default_factory=list)
+    metric_inputs: list[tuple[str, Path]] = field(default_factory=list)
 
     def layer(self, name: str) -> LayerMaps:
         return next(layer for layer in self.layers if layer.name == name)
+
+    def first_group(self) -> LayerMaps | None:
+        """The comparison network's first residual group output (its last block in ``layer1``)."""
+        group = [la for la in self.comparison_layers if la.name.startswith(RESNET_FIRST_GROUP + ".")]
+        return group[-1] if group else None
 
 
 def detail_modules(layers: list[LayerMaps], requested: list[str], count: int = DEFAULT_DETAIL_MODULES) -> list[str]:
@@ -490,194 +473,82 @@ def detail_modules(layers: list[LayerMaps], requested: list[str], count: int = D
     return [pool[i].name for i in picks]
 
 
+def view_scale(layers: list[LayerMaps], detail: list[str]) -> int:
+    """The integer factor that makes the smallest shown module's maps at least ``MIN_VIEW_SIDE`` a side."""
+    side = min(min(layer.output.shape[-2:]) for layer in layers if layer.name in detail)
+    return 1 if side >= MIN_VIEW_SIDE else math.ceil(MIN_VIEW_SIDE / max(side, 1))
+
+
+def capture_view(result: GhostMapsResult, picture: np.ndarray) -> tuple[list[LayerMaps], list[LayerMaps]]:
+    """Both networks' maps of one more image (uint8 at the view size), for the explorer."""
+    x = torch.from_numpy(result.view_preprocess.normalize(picture[None]))
+    with _one_thread():
+        ghost = capture_ghost_maps(result.model, x)
+        other = ([] if result.comparison is None else
+                 capture_outputs(result.comparison.model, x, resnet_blocks(result.comparison.model)))
+    return ghost, other
+
+
 def compute(params: Any) -> GhostMapsResult:
-    """Build the run's model, capture its ghost maps on the chosen images, measure every
-    layer; the same for ResNet-50 when ``ghost_maps.compare_resnet`` is set."""
+    """Build the run's GhostNet and the comparison network, measure both over the metric images at
+    the training size, and capture the shown images' maps at the view size."""
     with _one_thread():
         return _compute(params)
+
+
+def _ghostnet_accuracy(params: Any) -> tuple[float | None, str]:
+    from . import demo
+
+    metrics = demo.training_metrics(params)
+    if metrics and "val_top1" in metrics:
+        return metrics["val_top1"], f"val top-1 on the demo's val split ({metrics['val_images']} images)"
+    return None, "see notebook 04"
 
 
 def _compute(params: Any) -> GhostMapsResult:
     from . import data, models
 
     g = params.ghost_maps
-    inputs = image_inputs(params)
+    shown, measured = image_inputs(params), metric_inputs(params)
     # The classifier plays no part in feature maps: None takes a checkpoint's own class count.
     with torch.random.fork_rng():  # random weights: the same maps on every run, global RNG untouched
         torch.manual_seed(params.run.seed)
-        model = models.load_model(params, None)
+        model = models.load_model(params, None).eval()
+    comparison, note = load_comparison(params)
     preprocess = data.preprocess_for(params, model)
-    pictures = load_pictures(inputs, preprocess)
-    x = torch.from_numpy(preprocess.normalize(pictures))
-    layers = capture_ghost_maps(model, x)
-    result = GhostMapsResult(
-        model_name=params.model.name, weights=params.model.weights, preprocess=preprocess.describe(),
-        image_labels=[label for label, _ in inputs], pictures=pictures, layers=layers,
-        metrics=network_metrics(layers, g.similarity_size), detail=detail_modules(layers, list(g.modules)),
-        similarity_size=g.similarity_size, max_channels=g.max_channels,
-    )
-    if g.compare_resnet:
-        with torch.random.fork_rng():
-            torch.manual_seed(params.run.seed)
-            resnet = load_resnet(g.resnet_weights)
-        rpre = resnet_preprocess(resnet)
-        rpictures = load_pictures(inputs, rpre)
-        rlayers = capture_outputs(resnet, torch.from_numpy(rpre.normalize(rpictures)), resnet_blocks(resnet))
-        result.resnet_weights = g.resnet_weights
-        result.resnet_preprocess = rpre.describe()
-        result.resnet_pictures = rpictures
-        result.resnet_layers = rlayers
-        result.resnet_metrics = network_metrics(rlayers, g.similarity_size)
-    return result
+    x = torch.from_numpy(preprocess.normalize(load_pictures(measured, preprocess)))
+    metrics, ghost_sims = measure(lambda b: capture_ghost_maps(model, b), x, g.similarity_size, g.twin_threshold)
+    other_metrics = [] if comparison is None else measure(
+        lambda b: capture_outputs(comparison.model, b, resnet_blocks(comparison.model)), x, g.similarity_size,
+        g.twin_threshold)[0]
+    at_training_size = capture_ghost_maps(model, torch.from_numpy(
+        preprocess.normalize(load_pictures(shown[:1], preprocess))))
+    detail = detail_modules(at_training_size, list(g.modules))
+    scale = view_scale(at_training_size, detail)
+    view = preprocess if scale == 1 else dataclasses.replace(
+        preprocess, name=f"{preprocess.name}, x{scale} for display", resize=preprocess.resize * scale,
+        crop=preprocess.crop * scale)
+    pictures = load_pictures(shown, view)
+    xv = torch.from_numpy(view.normalize(pictures))
+    accuracy, accuracy_note = _ghostnet_accuracy(params)
+    return GhostMapsResult(
+        model_name=params.model.name, weights=params.model.weights, accuracy=accuracy, accuracy_note=accuracy_note,
+        preprocess=preprocess.describe(), input_size=preprocess.crop, view_scale=scale,
+        image_labels=[label for label, _ in shown], pictures=pictures, layers=capture_ghost_maps(model, xv),
+        metrics=metrics, ghost_sims=ghost_sims, metric_labels=[label for label, _ in measured], detail=detail,
+        similarity_size=g.similarity_size, max_channels=g.max_channels, twin_threshold=g.twin_threshold,
+        model=model, view_preprocess=view, comparison=comparison, comparison_note=note,
+        comparison_layers=[] if comparison is None else capture_outputs(
+            comparison.model, xv, resnet_blocks(comparison.model)),
+        comparison_metrics=other_metrics, metric_inputs=measured)
 
 
-def summary(result: GhostMapsResult) -> dict:
-    """The content of ``artifacts/ghost_maps.json``."""
-    out = {
-        "model": result.model_name, "weights": result.weights, "preprocess": result.preprocess,
-        "images": result.image_labels, "similarity_size": result.similarity_size,
-        "similarity": "cosine of maps average-pooled to at most similarity_size per side; "
-                      "metrics are means over the images",
-        "detail_modules": result.detail,
-        "modules": result.metrics,
-        "resnet": None,
-    }
-    if result.resnet_weights is not None:
-        out["resnet"] = {"model": RESNET_NAME, "weights": result.resnet_weights,
-                         "random_weights": result.resnet_weights == "random",
-                         "preprocess": result.resnet_preprocess, "blocks": result.resnet_metrics}
-    return out
-
-
-def run_ghost_maps(run: Any) -> GhostMapsResult:
-    """Notebook 05's computation: ``compute`` on the run's params, then write ghost_maps.json."""
+def run(run: Any) -> GhostMapsResult:
+    """Notebook 05's step: ``compute`` on the run's params, then write ``artifacts/ghost_maps.json``
+    (``ghost_report.summary``)."""
+    from .ghost_report import summary
     from .jsonio import write_json
 
     result = compute(run.params)
     write_json(run.artifact("ghost_maps.json"), summary(result))
     return result
-
-
-# ---------------------------------------------------------------- what the figures show
-
-def _energy_order(maps: np.ndarray) -> np.ndarray:
-    """Channel indices of (C, H, W) maps, strongest (largest norm) first."""
-    return np.argsort(-np.linalg.norm(maps.reshape(maps.shape[0], -1), axis=1), kind="stable")
-
-
-def source_pairs(layer: LayerMaps, image: int, count: int, size: int) -> list[dict]:
-    """Up to ``count`` (intrinsic map, a ghost map made from it) pairs of one image, strongest
-    intrinsic channels first, with their cosine similarity."""
-    sims = ghost_similarity(layer, size)[image]
-    pairs = []
-    for i in _energy_order(layer.intrinsic[image]):
-        ghosts = layer.ghosts_of(int(i))
-        if ghosts:
-            j = ghosts[0]
-            pairs.append({"intrinsic": int(i), "ghost": j, "similarity": float(sims[j]),
-                          "intrinsic_map": layer.intrinsic[image, i], "ghost_map": layer.ghost[image, j]})
-        if len(pairs) >= count:
-            break
-    return pairs
-
-
-def source_pair_panels(result: GhostMapsResult, image: int = 0) -> list[dict]:
-    """One panel per detail module: its name and its intrinsic/ghost pairs."""
-    return [{"name": name, "pairs": source_pairs(result.layer(name), image, result.max_channels,
-                                                  result.similarity_size)}
-            for name in result.detail]
-
-
-def ghost_similarity_by_module(result: GhostMapsResult) -> dict:
-    """Every kept ghost map's similarity to its source, per module (all images), with stages."""
-    names, values, stages = [], [], []
-    for layer in result.layers:
-        sims = ghost_similarity(layer, result.similarity_size).ravel()
-        names.append(layer.name)
-        values.append(sims[np.isfinite(sims)])
-        stages.append(layer.stage)
-    return {"names": names, "values": values, "stages": stages, "model": result.model_name}
-
-
-def heatmap_panels(result: GhostMapsResult, image: int = 0) -> list[dict]:
-    """Channel-similarity matrix of each detail module's output; ``split`` = intrinsic channels
-    (the output is [intrinsic | ghost], so ghost pairs sit on a band ``split`` off the diagonal)."""
-    panels = []
-    for name in result.detail:
-        layer = result.layer(name)
-        sim = channel_similarity(subsample(layer.output[image], result.similarity_size))
-        panels.append({"name": name, "matrix": sim, "split": int(layer.intrinsic.shape[1])})
-    return panels
-
-
-def resnet_banner(result: GhostMapsResult) -> str | None:
-    """The warning every ResNet-50 figure carries when its weights are random."""
-    if result.resnet_weights == "random":
-        return ("ResNet-50 has random weights: this compares with an untrained network. "
-                "Set ghost_maps.resnet_weights to pretrained (timm cache) or a checkpoint.")
-    return None
-
-
-def _gallery(title: str, maps: np.ndarray, count: int, size: int, banner: str | None = None) -> dict:
-    pairs = [{"a": a, "b": b, "similarity": s, "map_a": maps[a], "map_b": maps[b]}
-             for a, b, s in similar_pairs(maps, count, size)]
-    return {"title": title, "pairs": pairs, "banner": banner}
-
-
-def gallery_panels(result: GhostMapsResult, image: int = 0) -> list[dict]:
-    """The most similar channel pairs ("ghost pairs"): in GhostNet's first detail module's output
-    and, when compared, in the output of ResNet-50's first residual group (as in the paper's Fig. 1)."""
-    name = result.detail[0]
-    weights = "" if result.weights != "random" else ", random weights"
-    panels = [_gallery(f"{result.model_name}{weights} · {name} output", result.layer(name).output[image],
-                       result.max_channels, result.similarity_size)]
-    if result.resnet_layers:
-        group = [layer for layer in result.resnet_layers if layer.name.startswith(RESNET_FIRST_GROUP + ".")][-1]
-        panels.append(_gallery(f"{RESNET_NAME} · first residual group ({RESNET_FIRST_GROUP}) output",
-                               group.output[image], result.max_channels, result.similarity_size,
-                               resnet_banner(result)))
-    return panels
-
-
-def depth_series(result: GhostMapsResult) -> dict[str, list[dict]]:
-    """Per-layer metrics by network, for the redundancy-vs-depth figure."""
-    weights = " (random weights)" if result.weights == "random" else ""
-    series = {f"{result.model_name}{weights} · Ghost modules": result.metrics}
-    if result.resnet_metrics:
-        rw = " (random weights)" if result.resnet_weights == "random" else ""
-        series[f"{RESNET_NAME}{rw} · residual blocks"] = result.resnet_metrics
-    return series
-
-
-def module_rows(result: GhostMapsResult) -> list[dict]:
-    """The per-layer table of the report: GhostNet's Ghost modules, then ResNet-50's blocks if compared."""
-    rows = []
-    labelled = [(result.model_name, m) for m in result.metrics] + [(RESNET_NAME, m) for m in result.resnet_metrics]
-    for network, m in labelled:
-        row = {"network": network, "layer": m["name"], "stage": m["stage"], "channels": m["channels"],
-               "size": f"{m['height']}x{m['width']}"}
-        if "ghost_similarity" in m:
-            gs = m["ghost_similarity"]
-            row.update({"ghost↔source mean": gs["mean"], "ghost↔source p10": gs["p10"],
-                        "ghost↔source p90": gs["p90"]})
-        row.update({"mean max similarity": m["mean_max_similarity"], "effective rank": m["effective_rank"],
-                    "rank / max": m["effective_rank_fraction"], "inactive": m["inactive_channels"]})
-        rows.append(row)
-    return rows
-
-
-def headline(result: GhostMapsResult) -> dict:
-    """The few numbers the index page shows."""
-    sims = np.concatenate([v for v in ghost_similarity_by_module(result)["values"]] or [np.array([])])
-    out = {
-        "ghost_modules": len(result.layers),
-        "ghost_to_source_similarity_mean": float(sims.mean()) if sims.size else None,
-        "ghostnet_mean_max_similarity": _nanmean([m["mean_max_similarity"] for m in result.metrics]),
-        "ghostnet_effective_rank_fraction": _nanmean([m["effective_rank_fraction"] for m in result.metrics]),
-    }
-    if result.resnet_metrics:
-        out["resnet50_weights"] = result.resnet_weights
-        out["resnet50_mean_max_similarity"] = _nanmean([m["mean_max_similarity"] for m in result.resnet_metrics])
-        out["resnet50_effective_rank_fraction"] = _nanmean(
-            [m["effective_rank_fraction"] for m in result.resnet_metrics])
-    return out

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure  # noqa: F401  (used by the sections below)
 from . import fmt
 from .fmt import candidate_color, candidate_colors
 from .ghostnet import ROLE_COLORS
+from .redundancy import MIN_PIXELS  # 05: layers compared over fewer pixels are drawn faded
 
 
 def _cell(value: Any, digits: int, column: str = "") -> str:
@@ -182,8 +183,6 @@ def accuracy_vs_latency(points: list[dict], title: str = "top-1 vs latency", pai
 # ---- 05_ghost_maps ----
 
 _GHOST_CMAP = "viridis"
-MIN_PIXELS = 16
-"""Layers whose maps have fewer pixels than this are drawn faded: their similarities are noisy."""
 
 
 def _unit_range(m: Any) -> Any:
@@ -382,18 +381,6 @@ def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None
     fig.tight_layout(rect=(0, 0, 1, 0.94) if banner else None)
     _banner(fig, banner)
     return fig
-
-
-def finding(text: str, warning: str | None = None):
-    """The report's stated finding in a box (IPython HTML), under a red warning when there is one."""
-    from IPython.display import HTML
-
-    box = ("<div style='border:2px solid #4c72b0;border-radius:6px;padding:8px 12px;margin:6px 0'>"
-           f"<b>Finding.</b> {html.escape(text)}</div>")
-    if warning:
-        box = ("<div style='background:#fde2e1;border:2px solid #c0392b;padding:8px;margin:6px 0'>"
-               f"<b>Warning.</b> {html.escape(warning)}</div>") + box
-    return HTML(box)
 
 
 def ghost_explorer_view(picture: Any, intrinsic_map: Any, ghost_maps: list[Any], title: str,

@@ -133,6 +133,12 @@ def honesty_banner(params: dict, weights_given: str | None = None) -> str:
             "<div class='gl-banner gl-random' role='note'><b>Random weights:</b> this model was not trained, "
             "so accuracy is chance; speed is real. Set <code>model.weights</code> to <code>pretrained</code>, "
             "<code>demo</code> or a checkpoint path for accuracy that means something.</div>")
+    ghost_maps = params.get("ghost_maps") or {}
+    if ghost_maps.get("compare_resnet", True) and ghost_maps.get("resnet_weights") == "random":
+        out.append(
+            "<div class='gl-banner gl-random' role='note'><b>Untrained comparison:</b> 05_ghost_maps compares "
+            "GhostNet with a random-weight ResNet-50, as asked (<code>ghost_maps.resnet_weights: random</code>); "
+            "its redundancy says nothing about trained CNNs.</div>")
     return "".join(out)
 
 

@@ -99,3 +99,39 @@ def test_ghostlab_demo_command_prints_where_and_how_well(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "demo dataset:" in out and "demo checkpoint:" in out and "val top-1" in out
+
+
+@pytest.mark.slow
+def test_prepare_trains_the_comparison_resnet_once_beside_the_ghostnet(tmp_path, monkeypatch):
+    """Notebook 05's conventional network: trained on the same images at the same input size, cached."""
+    params = _tiny(tmp_path)
+    prepared = demo.prepare(params, show_progress=False)
+    weights = prepared.ghost_maps.resnet_weights
+    assert Path(weights).name == "model.safetensors" and Path(weights).parent.name.startswith("resnet-")
+    metrics = demo.comparison_metrics(weights)
+    ghostnet = demo.training_metrics(prepared)
+    assert metrics["model"] == demo.COMPARISON_NAME and metrics["epochs"] == 1 and 0 <= metrics["val_top1"] <= 1
+    assert metrics["architecture"] == {"block": "basic", "layers": [2, 2, 2, 2], "channels": [8, 16, 32, 64],
+                                       "stem_width": 8}
+    assert metrics["spec"]["preprocess"] == ghostnet["spec"]["preprocess"] and metrics["input_size"] == 32
+    assert metrics["spec"]["data"] == ghostnet["spec"]["data"] and metrics["params"] > 0 and metrics["macs"] > 0
+    model, loaded = demo.load_comparison(weights)
+    assert loaded == metrics and not any("Ghost" in type(m).__name__ for m in model.modules())
+    val = data.cached_images(data.load_dataset(prepared), data.preprocess_for(prepared), prepared, False)
+    assert demo.evaluate_top1(model, val) == pytest.approx(metrics["val_top1"])  # the checkpoint is the trained model
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("retrained although nothing changed")
+
+    monkeypatch.setattr(demo, "train", no_rebuild)
+    assert demo.prepare(params, show_progress=False) == prepared
+    monkeypatch.undo()
+    calls, real = [], demo.train
+    monkeypatch.setattr(demo, "train", lambda *a, **k: calls.append(k.get("comparison", False)) or real(*a, **k))
+    wider = demo.prepare(_tiny(tmp_path, "demo.resnet_width=4"), show_progress=False)
+    assert calls == [True], "a ResNet param retrains the ResNet only"
+    assert wider.model.weights == prepared.model.weights and wider.ghost_maps.resnet_weights != weights
+    off = demo.prepare(_tiny(tmp_path, "ghost_maps.compare_resnet=false"), show_progress=False)
+    assert off.ghost_maps.resnet_weights == "auto" and calls == [True]
+    with pytest.raises(ConfigError, match="not a demo ResNet checkpoint"):
+        demo.load_comparison(prepared.model.weights)

@@ -1,5 +1,7 @@
 """Ghost feature maps: hooks, the ghost->intrinsic mapping, similarity and rank, the explorer."""
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ghostlab import ghosts, models, plots
+from ghostlab import demo, ghost_report, ghosts, models, plots, redundancy
 from ghostlab.config import load_params
 from ghostlab.errors import ConfigError, DataError, ModelError
 
@@ -93,11 +95,11 @@ def test_resnet_blocks_are_captured_in_order():
 
 def test_cosine_similarity_of_a_map_with_itself_is_one_and_with_its_negation_minus_one():
     m = np.random.default_rng(0).normal(size=(7, 5))
-    assert ghosts.cosine_similarity(m, m) == pytest.approx(1.0)
-    assert ghosts.cosine_similarity(m, -m) == pytest.approx(-1.0)
-    assert ghosts.cosine_similarity(m, 3 * m) == pytest.approx(1.0)
-    assert math.isnan(ghosts.cosine_similarity(m, np.zeros_like(m)))
-    sim = ghosts.channel_similarity(np.stack([m, -m, 2 * m, np.zeros_like(m)]))
+    assert redundancy.cosine_similarity(m, m) == pytest.approx(1.0)
+    assert redundancy.cosine_similarity(m, -m) == pytest.approx(-1.0)
+    assert redundancy.cosine_similarity(m, 3 * m) == pytest.approx(1.0)
+    assert math.isnan(redundancy.cosine_similarity(m, np.zeros_like(m)))
+    sim = redundancy.channel_similarity(np.stack([m, -m, 2 * m, np.zeros_like(m)]))
     np.testing.assert_allclose(sim[:3, :3], [[1, -1, 1], [-1, 1, -1], [1, -1, 1]], atol=1e-12)
     assert np.isnan(sim[3]).all() and np.isnan(sim[:, 3]).all()
 
@@ -114,13 +116,13 @@ def test_ghost_similarity_compares_each_ghost_with_its_source():
 def test_effective_rank_of_rank_one_stack_is_one_and_of_orthogonal_maps_their_count():
     rng = np.random.default_rng(0)
     one = rng.normal(size=(1, 8, 8))
-    assert ghosts.effective_rank(rng.uniform(0.5, 3, size=(6, 1, 1)) * one) == pytest.approx(1.0, abs=1e-5)
+    assert redundancy.effective_rank(rng.uniform(0.5, 3, size=(6, 1, 1)) * one) == pytest.approx(1.0, abs=1e-5)
     q, _ = np.linalg.qr(rng.normal(size=(64, 5)))
     orthogonal = (q.T * np.array([1, 2, 3, 4, 50])[:, None]).reshape(5, 8, 8)  # norms differ: shapes count
-    assert ghosts.effective_rank(orthogonal) == pytest.approx(5.0)
+    assert redundancy.effective_rank(orthogonal) == pytest.approx(5.0)
     with_dead = np.concatenate([orthogonal, np.zeros((3, 8, 8))])
-    assert ghosts.effective_rank(with_dead) == pytest.approx(5.0)
-    assert ghosts.effective_rank(np.zeros((4, 8, 8))) == 0.0
+    assert redundancy.effective_rank(with_dead) == pytest.approx(5.0)
+    assert redundancy.effective_rank(np.zeros((4, 8, 8))) == 0.0
 
 
 def test_max_similarity_and_most_similar_pairs():
@@ -128,10 +130,10 @@ def test_max_similarity_and_most_similar_pairs():
     maps = rng.normal(size=(6, 10, 10))
     maps[4] = maps[1] * 2 + 0.01 * rng.normal(size=(10, 10))  # near-twin
     maps[5] = -maps[0]
-    sim = ghosts.channel_similarity(maps)
-    best = ghosts.max_similarity(sim)
+    sim = redundancy.channel_similarity(maps)
+    best = redundancy.max_similarity(sim)
     assert best[1] == pytest.approx(best[4]) and best[1] > 0.99 and best[1] == pytest.approx(sim[1, 4])
-    pairs = ghosts.similar_pairs(maps, count=3, size=28)
+    pairs = ghost_report.similar_pairs(maps, count=3, size=28)
     assert pairs[0][:2] == (1, 4)
     assert len({c for a, b, _ in pairs for c in (a, b)}) == 2 * len(pairs), "each channel used once"
     assert [p[2] for p in pairs] == sorted((p[2] for p in pairs), reverse=True)
@@ -139,8 +141,8 @@ def test_max_similarity_and_most_similar_pairs():
 
 def test_subsample_bounds_the_map_size():
     maps = np.ones((2, 3, 56, 40), dtype=np.float32)
-    assert ghosts.subsample(maps, 28).shape == (2, 3, 28, 28)
-    assert ghosts.subsample(maps[..., :20, :20], 28).shape == (2, 3, 20, 20)
+    assert redundancy.subsample(maps, 28).shape == (2, 3, 28, 28)
+    assert redundancy.subsample(maps[..., :20, :20], 28).shape == (2, 3, 20, 20)
 
 
 # ---------------------------------------------------------------- params, images, ResNet
@@ -154,21 +156,29 @@ def test_detail_modules_default_spread_and_unknown_names_are_refused():
         ghosts.detail_modules(layers, ["blocks.3.0.gost1"])
 
 
-def test_images_default_to_the_bundled_photo_and_bad_paths_say_what_to_do(tmp_path):
-    params = load_params(TINY)
-    [(label, path)] = ghosts.image_inputs(params)
-    assert label == "grace_hopper.jpg" and path.exists()
+def test_images_default_to_an_evaluation_image_with_its_class_and_bad_paths_say_what_to_do(tmp_path, prepared):
+    [(label, path)] = ghosts.image_inputs(prepared)
+    assert label == "#0 " + demo.class_names(4)[0] and path.exists()  # in distribution, class shown
+    photo = ghosts.image_inputs(prepared.replace(ghost_maps=dataclasses.replace(
+        prepared.ghost_maps, image="grace_hopper")))
+    assert [lb for lb, _ in photo][0] == "grace_hopper.jpg" and len(photo) == 2
     with pytest.raises(DataError, match="ghost_maps.image"):
         ghosts.image_inputs(load_params(TINY, [f"ghost_maps.image={tmp_path / 'nope.jpg'}"]))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match="cannot read image"):
-        ghosts.load_pictures([("bad", bad)], __import__("ghostlab.data").data.preprocess_for(params))
+        ghosts.load_pictures([("bad", bad)], __import__("ghostlab.data").data.preprocess_for(prepared))
+    measured = ghosts.metric_inputs(prepared)  # class-balanced: 8 images over 4 classes
+    assert len(measured) == 8 and sorted(lb.split(" ", 1)[1] for lb, _ in measured) == \
+        sorted(demo.class_names(4) * 2)
 
 
 def test_resnet_weights_follow_the_model_weights_rules(tmp_path):
     with pytest.raises(ConfigError, match="resnet_weights"):
         ghosts.load_resnet("demo")
+    off_demo = load_params(TINY, ["model.weights=random", "ghost_maps.resnet_weights=demo"])
+    with pytest.raises(ConfigError, match="resnet_weights=demo trains the demo ResNet"):
+        ghosts.load_comparison(off_demo.replace(data=dataclasses.replace(off_demo.data, dataset="seed")))
     with pytest.raises(ModelError, match="does not exist"):
         ghosts.load_resnet(str(tmp_path / "missing.pth"))
     wrong = tmp_path / "wrong.pth"
@@ -182,43 +192,146 @@ def test_validation_of_the_ghost_maps_section():
         load_params(TINY, ["ghost_maps.similarity_size=1"])
     with pytest.raises(ConfigError, match="dataset_indices"):
         load_params(TINY, ["ghost_maps.dataset_indices=[-1]"])
+    with pytest.raises(ConfigError, match="twin_threshold"):
+        load_params(TINY, ["ghost_maps.twin_threshold=1.5"])
+    with pytest.raises(ConfigError, match="set image or dataset_indices"):
+        load_params(TINY, ["ghost_maps.dataset_indices=[]"])
+
+
+# ---------------------------------------------------------------- the notebook's computation
+
+def test_effective_rank_in_both_definitions():
+    """The shape rank (unit-norm maps, zero maps dropped) and plain Roy & Vetterli on the raw maps."""
+    rng = np.random.default_rng(3)
+    q, _ = np.linalg.qr(rng.normal(size=(64, 4)))
+    maps = np.concatenate([(q.T * np.array([1.0, 2.0, 4.0, 8.0])[:, None]), np.zeros((2, 64))])  # + 2 dead maps
+    s = np.linalg.svd(maps, compute_uv=False)
+    p = s[s > 0] / s.sum()
+    plain = float(np.exp(-(p * np.log(p)).sum()))
+    assert redundancy.effective_rank(maps, unit_norm=False) == pytest.approx(plain)
+    assert redundancy.effective_rank(maps) == pytest.approx(4.0)  # unit norms: 4 independent shapes
+    assert plain < 4.0
+    m = redundancy.map_metrics(maps.reshape(6, 8, 8), threshold=0.9)
+    assert m["effective_rank"] == pytest.approx(4.0) and m["effective_rank_raw"] == pytest.approx(plain)
+    assert m["effective_rank_fraction"] == pytest.approx(4 / 6) and m["effective_rank_raw_fraction"] == \
+        pytest.approx(plain / 6)
+    assert m["inactive_channels"] == 2 and m["twin_share"] == 0.0
+
+
+def test_twin_share_counts_channels_with_a_near_twin_above_the_threshold():
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(4, 10, 10))
+    twin = base[0] + 0.05 * rng.normal(size=(10, 10))  # cos ~0.999 with channel 0
+    half = base[1] + 1.0 * rng.normal(size=(10, 10))  # cos ~0.7 with channel 1
+    maps = np.concatenate([base, twin[None], half[None]])
+    m = redundancy.map_metrics(maps, threshold=0.9)
+    assert m["twin_share"] == pytest.approx(2 / 6)  # channel 0 and its twin
+    assert redundancy.map_metrics(maps, threshold=0.5)["twin_share"] == pytest.approx(4 / 6)
+    spread = redundancy.summarize([m, redundancy.map_metrics(base, threshold=0.9)])
+    assert spread["twin_share"] == pytest.approx(1 / 6) and spread["twin_share_sd"] == pytest.approx(1 / 6)
+
+
+def test_measure_averages_over_images_with_their_spread():
+    model = models.create_model("ghostnet_050", "random", 10)
+    x = _x(5, 64)  # more than one METRIC_CHUNK
+    rows, sims = ghosts.measure(lambda b: ghosts.capture_ghost_maps(model, b), x, 28, 0.9)
+    assert len(rows) == 32 and [r["depth"] for r in rows][::31] == [0.0, 1.0]
+    first = rows[0]
+    assert first["images"] == 5 and first["twin_share_sd"] >= 0 and first["ghost_similarity"]["count"] > 0
+    by_hand = [redundancy.map_metrics(img, 0.9)["mean_max_similarity"]
+               for img in redundancy.subsample(ghosts.capture_ghost_maps(model, x)[0].output, 28)]
+    assert first["mean_max_similarity"] == pytest.approx(np.mean(by_hand), abs=1e-5)
+    assert first["mean_max_similarity_sd"] == pytest.approx(np.std(by_hand), abs=1e-5)
+    assert sims[first["name"]].size == 5 * first["ghost_channels"]
 
 
 # ---------------------------------------------------------------- the notebook's computation
 
 @pytest.fixture(scope="module")
-def tiny_maps():
-    params = load_params(TINY, ["model.weights=random", "ghost_maps.max_channels=4"])
-    return params, ghosts.compute(params)
+def prepared():
+    """The tiny profile with its demo assets: GhostNet and the comparison ResNet, both trained (cached)."""
+    return demo.prepare(load_params(TINY, ["ghost_maps.max_channels=4"]), show_progress=False)
 
 
-def test_compute_and_summary(tiny_maps):
+@pytest.fixture(scope="module")
+def tiny_maps(prepared):
+    return prepared, ghosts.compute(prepared)
+
+
+def test_both_networks_trained_on_the_same_images_at_the_same_size(tiny_maps):
     params, result = tiny_maps
-    summary = ghosts.summary(result)
-    assert summary["resnet"] is None and len(summary["modules"]) == 32
-    first = summary["modules"][0]
-    assert {"name", "stage", "channels", "ghost_similarity", "mean_max_similarity", "effective_rank"} <= set(first)
-    assert first["intrinsic_channels"] + first["ghost_channels"] == first["channels"]
-    assert -1 <= first["ghost_similarity"]["mean"] <= 1 and 1 <= first["effective_rank"] <= first["max_rank"]
-    assert [m["depth"] for m in summary["modules"]][::31] == [0.0, 1.0]
-    again = ghosts.compute(params)  # random weights are seeded by run.seed: the same report twice
-    np.testing.assert_array_equal(again.layers[5].output, result.layers[5].output)
+    c = result.comparison
+    assert c.name == demo.COMPARISON_NAME and c.weights == "demo" and c.trained and 0 <= c.accuracy <= 1
+    assert not any(is_ghost for is_ghost in map(lambda m: type(m).__name__.startswith("Ghost"), c.model.modules()))
+    assert result.accuracy is not None and result.input_size == 32
+    summary = ghost_report.summary(result)
+    assert summary["comparison"]["model"] == "demo_resnet" and summary["comparison"]["weights"] == "demo"
+    assert summary["comparison"]["accuracy"] == c.accuracy and summary["comparison"]["random_weights"] is False
+    assert len(summary["modules"]) == 32 and len(summary["comparison"]["blocks"]) == 8
+    for row in summary["modules"][:1] + summary["comparison"]["blocks"][:1]:
+        assert {"mean_max_similarity", "twin_share", "twin_share_sd", "effective_rank", "effective_rank_raw",
+                "effective_rank_fraction", "effective_rank_raw_fraction", "max_rank"} <= set(row)
+        assert row["images"] == 8 and row["effective_rank_raw"] <= row["effective_rank"] + 1e-9
+    assert summary["images"] == [f"#0 {demo.class_names(4)[0]}"] and len(summary["metric_images"]) == 8
+    json.dumps(summary)  # plain JSON
+    # the same input for both: the shown maps come from the same pictures at the same (view) size
+    assert result.view_scale == 2 and result.pictures.shape[1] == 64  # deepest shown module 4x4 at 32 px
+    assert result.layer(result.detail[-1]).output.shape[-1] >= ghosts.MIN_VIEW_SIDE
+    assert result.first_group().output.shape[-1] == 64 // 4
+    assert "2x the 32px training size" in ghost_report.view_note(result)
 
 
-def test_figures_carry_the_random_resnet_banner(tiny_maps):
+def test_the_finding_is_computed_from_the_numbers(tiny_maps):
     _, result = tiny_maps
-    result.resnet_weights = "random"  # as if compared: the banner text is what matters here
-    text = ghosts.resnet_banner(result)
-    assert "random weights" in text and "resnet_weights" in text
-    fig = plots.redundancy_vs_depth(ghosts.depth_series(result), text)
-    assert any(text == t.get_text() for t in fig.texts)
-    result.resnet_weights = None
-    assert ghosts.resnet_banner(result) is None
-    gallery = plots.ghost_pair_gallery(ghosts.gallery_panels(result))
-    assert len(gallery.axes) == 1 and len(ghosts.gallery_panels(result)[0]["pairs"]) <= 4
+    f = ghost_report.finding(result)
+    group = next(m for m in result.comparison_metrics if m["name"] == result.first_group().name)
+    assert f["comparison_first_group_twin_share"] == group["twin_share"]
+    assert f"{100 * group['twin_share']:.0f} % of channels have a near twin (cos > 0.9" in f["text"]
+    assert f"median cos {f['ghost_to_source_median']:.2f}" in f["text"] and "trained demo_resnet" in f["text"]
+    published = ghost_report.headline(result)
+    assert published["conclusion"] == f["text"] and "warning" not in published
+    assert ghost_report.comparison_banner(result) is None
 
 
-def test_explorer_updates_in_process(tiny_maps):
+def test_a_random_comparison_is_asked_for_and_warned_about_above_the_figures(prepared):
+    params = prepared.replace(ghost_maps=dataclasses.replace(prepared.ghost_maps, resnet_weights="random",
+                                                             metric_images=0))
+    comparison, _ = ghosts.load_comparison(params)
+    assert comparison.name == "resnet50" and not comparison.trained and comparison.accuracy is None
+    result = ghosts.compute(params)
+    banner = ghost_report.comparison_banner(result)
+    assert "random weights" in banner and "resnet_weights" in banner
+    published = ghost_report.headline(result)
+    assert published["warning"] == banner and "untrained (random-weight) resnet50" in published["conclusion"]
+    from ghostlab.runfolder import honesty_banner
+
+    assert "Untrained comparison" in honesty_banner(params.to_dict())  # top of every page and of the index
+    assert "Untrained comparison" not in honesty_banner(prepared.to_dict())
+    fig = plots.redundancy_vs_depth(ghost_report.depth_series(result))
+    assert not fig.texts, "the warning is at the top of the page, not inside a figure"
+    assert all(p["banner"] is None for p in ghost_report.gallery_panels(result))
+
+
+def test_no_comparison_says_why(prepared):
+    params = prepared.replace(ghost_maps=dataclasses.replace(prepared.ghost_maps, compare_resnet=False,
+                                                             metric_images=0))
+    result = ghosts.compute(params)
+    assert result.comparison is None and ghost_report.summary(result)["comparison"] is None
+    assert "compare_resnet is off" in ghost_report.finding(result)["text"]
+    assert len(plots.ghost_pair_gallery(ghost_report.gallery_panels(result)).axes) == 1
+
+
+def test_figures_and_tables_of_both_networks(tiny_maps):
+    _, result = tiny_maps
+    assert len(plots.ghost_pair_gallery(ghost_report.gallery_panels(result)).axes) == 2
+    fig = plots.redundancy_vs_depth(ghost_report.depth_series(result), twin_threshold=0.9)
+    assert len(fig.axes) == 4 and len(fig.axes[0].lines) > 40
+    rows = ghost_report.network_rows(result)
+    assert [r["network"] for r in rows] == ["ghostnet_050", "demo_resnet"] and rows[1]["val top-1 %"] is not None
+    assert {r["network"] for r in ghost_report.module_rows(result)} == {"ghostnet_050", "demo_resnet"}
+
+
+def test_explorer_offers_both_networks_and_the_images(tiny_maps):
     from ghostlab import widgets
 
     params, result = tiny_maps
@@ -233,6 +346,12 @@ def test_explorer_updates_in_process(tiny_maps):
     state = explorer.state()
     assert state["module"] == "blocks.6.0.ghost1" and state["intrinsic"] == 5 and state["ghosts"] == [5]
     assert explorer.view.value != first
+    explorer.network.value = "comparison"
+    assert explorer.module.value == "layer1.0" and explorer.channel.max == result.comparison_layers[0].channels - 1
+    state = explorer.state()
+    assert state["network"] == "comparison" and state["ghosts"] == [] and state["nearest_twin"] is not None
+    explorer.image.value = ("metric", 3)  # captured for both networks on first choice
+    assert explorer.state()["image"] == ("metric", 3) and ("metric", 3) in explorer._views
     assert "Ghost-map explorer" in repr(explorer)
 
 
@@ -250,10 +369,11 @@ def test_explorer_runs_in_a_kernel_and_the_report_keeps_static_figures(tmp_path)
     nb.cells = [
         nbformat.v4.new_code_cell('params_file = ""\nrun_dir = ""', metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
-            "from ghostlab import ghosts, plots, widgets\nfrom ghostlab.config import load_params\n"
-            "params = load_params(params_file, ['model.weights=random', 'ghost_maps.interactive=true'])\n"
+            "import dataclasses, ghostlab\nfrom ghostlab import ghost_report, ghosts, plots, widgets\n"
+            "run = ghostlab.start('05_ghost_maps', params_file, run_dir)\n"
+            "params = run.params.replace(ghost_maps=dataclasses.replace(run.params.ghost_maps, interactive=True))\n"
             "maps = ghosts.compute(params)\n"
-            "plots.intrinsic_vs_ghost(ghosts.source_pair_panels(maps))"),
+            "plots.intrinsic_vs_ghost(ghost_report.source_pair_panels(maps))"),
         nbformat.v4.new_code_cell(
             "explorer = widgets.maybe_ghost_explorer(maps, params)\n"
             "explorer.module.value = maps.layers[-1].name\nexplorer.channel.value = 2\nexplorer"),
@@ -275,15 +395,21 @@ def test_explorer_runs_in_a_kernel_and_the_report_keeps_static_figures(tmp_path)
 @pytest.mark.slow
 def test_notebook_05_in_the_tiny_run(tiny_run):
     """The report: ghost_maps.json per module, every static figure, the index's redundancy figure."""
-    import json
+    import html
     import re
 
     result = tiny_run.results["05_ghost_maps"]
     assert result.status == "ok", result.error
     summary = json.loads(tiny_run.artifact("ghost_maps.json").read_text())
-    assert summary["model"] == tiny_run.params.model.name and summary["images"] == ["grace_hopper.jpg"]
-    assert len(summary["modules"]) == 32 and all("effective_rank" in m for m in summary["modules"])
+    assert summary["model"] == tiny_run.params.model.name and summary["images"][0].startswith("#0 ")
+    assert len(summary["modules"]) == 32 and all("effective_rank_raw" in m for m in summary["modules"])
+    comparison = summary["comparison"]
+    assert comparison["model"] == "demo_resnet" and comparison["weights"] == "demo" and comparison["accuracy"] >= 0
     page = (tiny_run.run_dir / "05_ghost_maps.html").read_text()
     assert len(re.findall(r"data:image/png;base64,", page)) >= 5  # input, pairs, distribution, heatmaps, gallery, depth
     assert tiny_run.artifact("figures/05_ghost_maps_redundancy_vs_depth.png").exists()
+    finding = summary["finding"]["text"]
+    assert "trained demo_resnet" in finding and html.escape(finding, quote=False) in page
+    assert page.index(html.escape(finding, quote=False)) < page.index("data:image/png;base64,"), "finding first"
+    assert html.escape(finding) in (tiny_run.run_dir / "index.html").read_text()
     assert "05_ghost_maps_redundancy_vs_depth" in (tiny_run.run_dir / "index.html").read_text()
