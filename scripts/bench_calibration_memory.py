@@ -1,4 +1,4 @@
-"""Peak memory and time of histogram calibration: ghostlab's chunked feeding vs ONNX Runtime's default.
+"""Peak memory and time of histogram calibration: ghostlab's two-pass ranges vs ONNX Runtime's default.
 
     .venv/bin/python scripts/bench_calibration_memory.py                 # ghostnet_100, 224 px, 1000 images, entropy
     .venv/bin/python scripts/bench_calibration_memory.py --images 200 --cap-gb 6
@@ -12,8 +12,10 @@ for memory and time, which depend on tensor sizes, not values.
 Each measurement runs in its own subprocess; the parent reads that child's peak RSS (``wait4``
 rusage) and wall time:
 
-- ``chunked``: ``ghostlab.calibrate.collect_ranges`` feeding ORT's calibrator one chunk of
-  ``--chunk`` images per ``collect_data`` call, then ``quantize_static`` from the saved ranges.
+- ``chunked``: ``ghostlab.calibrate_ranges.collect_ranges``, what notebook 02 runs: an exact min/max
+  pass, then fixed-range histograms (2048 bins) accumulated over chunks of ``--chunk`` images and
+  one vectorised threshold search per tensor (ranges independent of the chunk size), then
+  ``quantize_static`` from the saved ranges. The model runs twice over the images.
 - ``ort-default``: ``quantize_static`` with one CalibrationDataReader over every image, as ORT's
   docs show it: the histogram calibrator keeps every batch's activations before building the
   histograms. It is watched and killed once its RSS passes ``--cap-gb`` (so it cannot take the
@@ -95,7 +97,7 @@ def prepare_model(name: str, size: int, folder: Path) -> Path:
 
 def worker(args: argparse.Namespace) -> None:
     """One measurement, in this process (run by the parent as a subprocess)."""
-    from ghostlab import calibrate
+    from ghostlab import calibrate, calibrate_ranges
     from ghostlab.config import VariantParams
 
     images = SyntheticImages(args.size)
@@ -104,19 +106,19 @@ def worker(args: argparse.Namespace) -> None:
     out = folder / f"int8_{args.mode}.onnx"
     t0 = time.perf_counter()
     if args.mode == "chunked":
-        ranges = calibrate.collect_ranges(prep, images, np.arange(args.images), args.method,
-                                          chunk_size=args.chunk, work_dir=folder)
+        ranges = calibrate_ranges.collect_ranges(prep, images, np.arange(args.images), args.method,
+                                                 chunk_size=args.chunk, work_dir=folder)
         cache = calibrate.save_ranges(ranges, folder / "ranges_chunked.json")
         calibrate.quantize(prep, out, cache, args.method, variant)
     else:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-        counting = _CountingReader(images, args.images, args.chunk, calibrate._input_name(prep),
+        counting = _CountingReader(images, args.images, args.chunk, calibrate_ranges.input_name(prep),
                                    Path(args.progress))
-        with calibrate._quiet():
+        with calibrate_ranges.quiet():
             quantize_static(str(prep), str(out), counting.reader, quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod[calibrate.METHODS[args.method]])
+                            calibrate_method=CalibrationMethod[calibrate.METHODS[args.method].ort_name])
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "int8_mb": out.stat().st_size / 1e6}))
 

@@ -1,4 +1,5 @@
-"""Calibration: ORT int8 variants, SQNR, sensitivity and the auto variant (ghostlab.calibrate).
+"""Calibration: ORT int8 variants, SQNR, sensitivity and the auto variant (ghostlab.calibrate,
+calibrate_error, calibrate_auto; ranges in test_calibrate_ranges.py).
 
 The integration tests quantize a ghostnet_050 on the tiny profile's demo images. The tiny demo
 checkpoint (one epoch) predicts one class for every image, which would make any agreement test pass,
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from ghostlab import calibrate as C
-from ghostlab import ghostnet
+from ghostlab import calibrate_auto as A
+from ghostlab import calibrate_error as E
+from ghostlab import calibrate_images, ghostnet
 from ghostlab.config import VariantParams
 from ghostlab.errors import CalibrationError
 
@@ -47,11 +50,11 @@ def test_ghostnet_role_from_node_name(node, role):
 
 def test_sqnr_of_an_untouched_tensor_is_infinite_not_a_number():
     x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
-    assert C.sqnr_db(x, x.copy()) == math.inf
-    assert C.sqnr_db([x, x], [x.copy(), x.copy()]) == math.inf
+    assert E.sqnr_db(x, x.copy()) == math.inf
+    assert E.sqnr_db([x, x], [x.copy(), x.copy()]) == math.inf
     noisy = x + np.float32(0.01) * np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
     expected = 20 * math.log10(np.linalg.norm(x) / np.linalg.norm(x - noisy))
-    assert C.sqnr_db(x, noisy) == pytest.approx(expected, rel=1e-4)
+    assert E.sqnr_db(x, noisy) == pytest.approx(expected, rel=1e-4)
 
 
 def _fake_score(gains: dict[str, float], base: float = 0.9):
@@ -67,7 +70,7 @@ def _fake_score(gains: dict[str, float], base: float = 0.9):
 
 def test_greedy_select_keeps_only_nodes_that_help_and_stops_at_the_target():
     score, calls = _fake_score({"a": 0.05, "b": -0.02, "c": 0.0, "d": 0.05, "e": 0.05})
-    kept, trials = C.greedy_select(["a", "b", "c", "d", "e"], score, lambda s: s["top1_agreement"] >= 0.99)
+    kept, trials = A.greedy_select(["a", "b", "c", "d", "e"], score, lambda s: s["top1_agreement"] >= 0.99)
     assert kept == ["a", "d"]
     assert [t["tried"] for t in trials] == ["(base)", "a", "b", "c", "d"]  # "e" is never tried
     assert [t["accepted"] for t in trials] == [True, True, False, False, True]
@@ -76,9 +79,9 @@ def test_greedy_select_keeps_only_nodes_that_help_and_stops_at_the_target():
 
 def test_greedy_select_reports_a_missed_target():
     score, _ = _fake_score({"a": 0.01, "b": 0.01})
-    kept, trials = C.greedy_select(["a", "b"], score, lambda s: s["top1_agreement"] >= 0.99)
+    kept, trials = A.greedy_select(["a", "b"], score, lambda s: s["top1_agreement"] >= 0.99)
     assert kept == ["a", "b"] and trials[-1]["top1_agreement"] < 0.99
-    kept, trials = C.greedy_select([], score, lambda s: False)
+    kept, trials = A.greedy_select([], score, lambda s: False)
     assert kept == [] and len(trials) == 1
 
 
@@ -167,7 +170,7 @@ def _calibration(tmp_path, params, model, variants, **calibrate):
     run = NotebookRun("02_calibrate", params, tmp_path)
     run.artifacts.mkdir(parents=True)
     export.export_onnx(model, run.artifact("model.onnx"), params.model.input_size)
-    return C.prepare(run)
+    return C.run(run)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +222,7 @@ def test_each_method_gives_a_runnable_int8_model_that_tracks_fp32(cal, name):
     sess = C.session(path)
     ops = {o.op_type for o in __import__("onnx").load(str(path)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    logits = C.predict(sess, cal.images, cal.holdout_indices)
+    logits = C.logits(sess, cal.images, cal.holdout_indices)
     scores = C.agreement(cal.holdout_logits(), logits)
     assert scores["top1_agreement"] >= 0.75
     assert scores["top1_agreement"] == pytest.approx(result.top1_agreement)
@@ -241,14 +244,13 @@ def test_calibration_json_has_ranges_sqnr_and_exclusions(cal):
 
 
 @pytest.mark.slow
-def test_chunked_ranges_equal_one_pass_for_minmax(cal):
-    idx = cal.calibration_indices
-    chunked = C.collect_ranges(cal.prep_model, cal.images, idx, "minmax", chunk_size=4, work_dir=cal.work_dir)
-    whole = C.collect_ranges(cal.prep_model, cal.images, idx, "minmax", chunk_size=len(idx),
-                             work_dir=cal.work_dir, chunked=False)
-    a, b = C.ranges_table(chunked), C.ranges_table(whole)
-    assert list(a) == list(b) and len(a) > 50
-    np.testing.assert_allclose(np.array(list(a.values())), np.array(list(b.values())), rtol=1e-6)
+def test_02_records_the_calibration_images_once_for_04(cal):
+    doc = calibrate_images.read(cal.artifacts / calibrate_images.FILE)
+    assert doc["calibration_indices"] == cal.calibration_indices.tolist()
+    assert doc["holdout_indices"] == cal.holdout_indices.tolist()
+    assert len(doc["calibration_files"]) == len(cal.calibration_indices) and doc["source"] == cal.source
+    both = np.union1d(cal.calibration_indices, cal.holdout_indices)
+    np.testing.assert_array_equal(calibrate_images.dataset_indices(cal.artifacts / calibrate_images.FILE), both)
 
 
 @pytest.mark.slow
@@ -266,7 +268,7 @@ def test_excluded_node_reports_infinite_sqnr_not_a_number(cal):
     assert doc["nodes_to_exclude"] == [node]
     fp32_rows = [r for r in doc["sqnr"] if not r["quantized"]]
     assert fp32_rows and all(r["sqnr_db"] is None and r["local_sqnr_db"] is None for r in fp32_rows)
-    assert all(r["tensor"] != out["tensor"] for r in C.worst_tensors(result.tensors, 1000)
+    assert all(r["tensor"] != out["tensor"] for r in E.worst_tensors(result.tensors, 1000)
                if not out["quantized"])
     with pytest.raises(CalibrationError, match="no node named"):
         cal.build(base, nodes_to_exclude=["/no/such/Conv"], name="bad")
@@ -278,7 +280,7 @@ def test_auto_meets_its_target_by_keeping_ranked_nodes_in_fp32(outlier_cal):
     in the ranking and keeps it, and the path to the outlier, in fp32."""
     cal = outlier_cal
     assert cal.results["minmax"].top1_agreement < cal.params.auto_target_agreement
-    (auto,) = cal.build_autos()
+    (auto,) = cal.build_variants(derived=True)
     target = cal.params.auto_target_agreement
     assert auto.auto["reached"] and auto.top1_agreement >= target
     ranked = auto.auto["ranked_nodes"]
@@ -290,14 +292,15 @@ def test_auto_meets_its_target_by_keeping_ranked_nodes_in_fp32(outlier_cal):
     assert [t["tried"] for t in steps if t["accepted"]][1:] == ranked
     doc = json.loads((cal.artifacts / "calibration_auto.json").read_text())
     assert doc["method"] == "auto" and doc["nodes_to_exclude"] == auto.nodes_to_exclude
-    rows = cal.speed(rounds=3)
+    assert doc["alias_of"] is None and (cal.artifacts / "int8_auto.onnx").exists()
+    rows = cal.mixed.speed_rows()
     assert [r["model"] for r in rows] == ["fp32", auto.auto["base"], "auto"]
-    assert all(r["median_ms"] > 0 for r in rows)
+    assert all(r["median_ms"] > 0 for r in rows) and doc["auto"]["speed"] == rows
 
 
 def test_island_follows_pass_through_ops():
     """Keeping the classifier's input fp32 takes Flatten, the ReLU folded before it and conv_head."""
-    graph = C.GraphIndex(
+    graph = E.GraphIndex(
         producer={"x": (0, "x", "input"), "a": (1, "conv", "Conv"), "b": (2, "relu", "Relu"),
                   "c": (3, "flat", "Flatten"), "y": (4, "gemm", "Gemm")},
         consumers={"x": [(1, "conv", "Conv")], "a": [(2, "relu", "Relu")], "b": [(3, "flat", "Flatten")],
