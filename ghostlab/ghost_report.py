@@ -122,7 +122,7 @@ def view_note(result: GhostMapsResult) -> str | None:
 def network_rows(result: GhostMapsResult) -> list[dict]:
     """The two networks side by side: weights, size, cost at the training input, accuracy."""
     g_params = sum(p.numel() for p in result.model.parameters()) if result.model is not None else None
-    weights = "demo (trained here)" if result.accuracy_note.startswith("val top-1 on the demo") else result.weights
+    weights = "demo (trained here)" if _ghostnet_weights(result) == "demo" else result.weights
     rows = [{"network": result.model_name, "role": "GhostNet (Ghost modules measured)", "weights": weights,
              "params (M)": None if g_params is None else g_params / 1e6, "MACs (M)": None,
              "val top-1 %": None if result.accuracy is None else 100 * result.accuracy,
@@ -232,6 +232,11 @@ def _gallery(title: str, maps: np.ndarray, count: int, size: int) -> dict:
     return {"title": title, "pairs": pairs, "banner": None}
 
 
+def _ghostnet_weights(result: GhostMapsResult) -> str:
+    """GhostNet's weights in the user's words: ``demo`` for the demo checkpoint, else as given."""
+    return "demo" if result.accuracy_note.startswith("val top-1 on the demo") else result.weights
+
+
 def _label(name: str, weights: str, trained: bool) -> str:
     return f"{name} ({weights})" if trained else f"{name} (random weights)"
 
@@ -242,7 +247,7 @@ def gallery_panels(result: GhostMapsResult, image: int = 0) -> list[dict]:
     name = result.detail[0]
     layer = result.layer(name)
     size = f"{layer.output.shape[-2]}x{layer.output.shape[-1]}"
-    panels = [_gallery(f"{_label(result.model_name, result.weights, result.weights != 'random')} · {name} output "
+    panels = [_gallery(f"{_label(result.model_name, _ghostnet_weights(result), result.weights != 'random')} · {name} output "
                        f"({size})", layer.output[image], result.max_channels, result.similarity_size)]
     group = result.first_group()
     if group is not None:
@@ -256,7 +261,7 @@ def gallery_panels(result: GhostMapsResult, image: int = 0) -> list[dict]:
 
 def depth_series(result: GhostMapsResult) -> dict[str, list[dict]]:
     """Per-layer metrics by network, for the redundancy-vs-depth figure."""
-    series = {f"{_label(result.model_name, result.weights, result.weights != 'random')} · Ghost modules":
+    series = {f"{_label(result.model_name, _ghostnet_weights(result), result.weights != 'random')} · Ghost modules":
               result.metrics}
     if result.comparison_metrics:
         c = result.comparison

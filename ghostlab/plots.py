@@ -377,8 +377,9 @@ def redundancy_vs_depth(series: dict[str, list[dict]], banner: str | None = None
         ax.grid(alpha=0.3)
     for ax in axes[1:]:
         ax.set_ylim(0, 1.05)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.tight_layout(rect=(0, 0, 1, 0.94) if banner else None)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.94 if banner else 1))
     _banner(fig, banner)
     return fig
 
