@@ -1,14 +1,19 @@
 """Latency and throughput of every model of a run, side by side, on this CPU.
 
-The models: the fp32 ONNX export, every int8 variant, and torch eager (eval mode,
-``torch.inference_mode``) as the baseline a user would otherwise deploy. All are fed the
+The models are the run's candidates (``runtimes.run_candidates``): ONNX Runtime on the fp32 export
+and every int8 variant, OpenVINO on the same files (f32 hint; bf16 where the CPU has it) and on
+NNCF's int8 IR, and torch eager (eval mode, ``torch.inference_mode``) as the baseline a user would
+otherwise deploy (``benchmark.runtimes`` picks runtimes). All are fed the
 canonical ``1 x 3 x S x S`` input (``benchmark.input_size``, 224 by default) whatever size the
 profile trains at: the export has dynamic height/width.
 
 The grid (``grid``) is every batch size x every intra-op thread count (one session), plus
 every batch size x each ``sessions`` count K > 1: K sessions of one thread each, run in
 parallel from K Python threads (ONNX Runtime and torch release the GIL), like a vendor
-tool's instances. For each cell, every model is warmed up and then timed in ``rounds``;
+tool's instances. The headline cell (``headline_batch``, most threads, one session) is measured
+first with every model; with ``benchmark.grid_candidates`` N, the other cells time only ORT fp32,
+torch and the N fastest at the headline cell. For each cell, every model is warmed up and then
+timed in ``rounds``;
 within a round the models run one after another, the order rotating round by round, so drift
 on a shared machine (other jobs, clock changes) hits every model alike. A round runs at least
 ``images_per_round`` images per model (several inferences at small batch sizes).
@@ -36,13 +41,16 @@ small feature maps are memory-bound, so a few percent is normal for GhostNet.
       "cpu": {...},                 # ghostlab.system.cpu_info(): model, cores, mhz, flags, vnni
       "settings": {"batch_sizes": [..], "threads": [..], "sessions": [..], "warmup": int,
                    "rounds": int, "images_per_round": int, "quick": bool},
-      "models": {"<model>": {"kind": "onnx" | "torch", "precision": "fp32" | "int8",
+      "models": {"<model>": {"kind": "onnx" | "openvino" | "torch", "runtime": "onnxruntime" | "openvino" | "torch",
+                             "precision": "fp32" | "bf16" | "int8", "label": str,   # "OpenVINO bf16"
+                             "inference_precision": "f32" | "bf16" | null,          # OpenVINO's hint
                              "path": "<file in artifacts/>" | null, "activation_type": "uint8" | "int8" | null,
                              "weight_type": "int8" | "uint8" | null, "macs": int, "size_mb": float}},
       "peak": {"ghz": float, "fp32_macs_per_cycle_per_core": int,
                "int8_macs_per_cycle_per_core": int, "formula": str},
       "results": [                  # one row per model and grid cell
-        {"model": "fp32" | "int8_<variant>" | "torch", "kind": ..., "precision": ...,
+        {"model": "fp32" | "int8_<variant>" | "ov_<...>" | "torch", "kind": ..., "runtime": ...,
+         "precision": ...,
          "batch": int, "threads": int,   # intra-op threads per session, resolved (0 -> cores)
          "sessions": int,                # parallel sessions (1: a single session)
          "all_cores": bool,              # threads x sessions == cores
@@ -53,16 +61,21 @@ small feature maps are memory-bound, so a few percent is normal for GhostNet.
       ],
       "headline": {"batch": int, "threads": int, "fp32_img_s": float, "torch_img_s": float | null,
                    "fp32_vs_torch": float | null, "fp32_vs_torch_1_thread": float | null,
-                   "best_int8": str | null,
-                   "best_int8_img_s": float | null, "best_int8_vs_fp32": float | null},
+                   "best_int8": str | null,        # ONNX Runtime's best int8 variant
+                   "best_int8_img_s": float | null, "best_int8_vs_fp32": float | null,
+                   "best": str | null,             # the fastest candidate at this cell (any runtime)
+                   "best_runtime": str | null, "best_precision": str | null, "best_img_s": float | null,
+                   "best_vs_fp32": float | null, "best_vs_torch": float | null},
       "profile": {"batch": int, "threads": 1, "runs": int,   # null when benchmark.profile is false
-                  "models": {"<onnx model>": {"<GhostNet part>": ms per image}}},
+                  "runtimes": {"<model>": "onnxruntime" | "openvino"},
+                  "models": {"<model>": {"<GhostNet part>": ms per image}}},  # ORT profiler / OV counters
       "warnings": [str],
       "load_average": {"before": [1, 5, 15 min], "after": [...]},
       "seconds": float
     }
 
-Readers pick rows with ``select(result, model=..., batch=..., threads=..., sessions=1)``.
+Readers pick rows with ``select(result, model=..., batch=..., threads=..., sessions=1)`` and the
+headline cell's rows with ``headline_cell(result)``; nothing else parses the file.
 """
 
 from __future__ import annotations
@@ -80,10 +93,10 @@ import numpy as np
 
 from .errors import RunError
 from .ghostnet import ghostnet_role
-from .runtimes import Candidate, onnx_candidate, quant_types, set_torch_threads, torch_candidate
+from .runtimes import Candidate, onnx_candidate, s8s8_warning, set_torch_threads, torch_candidate
 
 VERSION = 1
-RESULT_KEYS = ("model", "kind", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
+RESULT_KEYS = ("model", "kind", "runtime", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
                "p99_ms", "mean_ms", "img_s", "ratio_vs_fp32", "ratio_vs_fp32_iqr", "ratio_vs_torch", "gmac_s",
                "peak_gmac_s", "peak_fraction", "samples", "latencies_ms", "round_img_s")
 FMA_UNITS = 2
@@ -159,8 +172,8 @@ class BenchModel:
     """A model to time: ``make_runner(threads)`` returns ``run(x)``, one inference on a batch."""
 
     name: str
-    kind: str  # onnx | torch
-    precision: str  # fp32 | int8
+    kind: str  # onnx | openvino | torch
+    precision: str  # fp32 | bf16 | int8
     macs: int
     make_runner: Callable[[int], Callable[[np.ndarray], Any]]
     path: Path | None = None
@@ -171,13 +184,21 @@ class BenchModel:
     candidate: Candidate | None = None
     """What ``runtimes`` builds the sessions from."""
 
+    @property
+    def runtime(self) -> str:
+        return self.candidate.runtime if self.candidate else ("onnxruntime" if self.kind == "onnx" else self.kind)
+
     def facts(self) -> dict:
+        c = self.candidate
+        size = c.size_bytes() if c else (self.path.stat().st_size if self.path and self.path.exists() else None)
         return {
-            "kind": self.kind, "precision": self.precision,
+            "kind": self.kind, "runtime": self.runtime, "precision": self.precision,
+            "label": c.label if c else self.name,
+            "inference_precision": dict(c.options).get("inference_precision") if c else None,
             "path": self.path.name if self.path else None,  # beside benchmark.json: run folders move
             "activation_type": self.activation_type, "weight_type": self.weight_type,
             "macs": self.macs,
-            "size_mb": self.path.stat().st_size / 2**20 if self.path and self.path.exists() else None,
+            "size_mb": size / 2**20 if size is not None else None,
         }
 
 
@@ -350,7 +371,7 @@ def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence
         rounds = timings[m.name]
         lat = [t for r in rounds for t in r.latencies]
         img_s = float(np.median([r.img_s for r in rounds]))
-        row = {"model": m.name, "kind": m.kind, "precision": m.precision, "batch": cell.batch,
+        row = {"model": m.name, "kind": m.kind, "runtime": m.runtime, "precision": m.precision, "batch": cell.batch,
                "threads": cell.threads, "sessions": cell.sessions,
                "all_cores": cell.threads * cell.sessions == cpu.get("cores"),
                **percentiles_ms(lat), "img_s": img_s,
@@ -372,9 +393,19 @@ def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence
 
 def select(result: dict, model: str | None = None, batch: int | None = None,
            threads: int | None = None, sessions: int | None = 1) -> list[dict]:
-    """Result rows matching every given key (None: any)."""
+    """Result rows matching every given key (None: any); [] for a document without results."""
     want = {"model": model, "batch": batch, "threads": threads, "sessions": sessions}
-    return [r for r in result["results"] if all(v is None or r[k] == v for k, v in want.items())]
+    rows = result.get("results") if isinstance(result, dict) else None
+    return [r for r in rows or [] if isinstance(r, dict)
+            and all(v is None or r.get(k, 1 if k == "sessions" else None) == v for k, v in want.items())]
+
+
+def headline_cell(result: dict) -> dict[str, dict]:
+    """model -> result row at the headline setting (``result["headline"]``); {} when there is none."""
+    h = (result.get("headline") if isinstance(result, dict) else None) or {}
+    if not h.get("batch"):
+        return {}
+    return {r["model"]: r for r in select(result, batch=h["batch"], threads=h["threads"])}
 
 
 def _closest(values: Sequence[int], target: int) -> int:
@@ -395,7 +426,8 @@ def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
     cell = [r for r in rows if r["batch"] == b and r["sessions"] == 1]
     threads = max(r["threads"] for r in cell)  # all cores when the grid has it
     cell = {r["model"]: r for r in cell if r["threads"] == threads}
-    int8 = [r for r in cell.values() if r["precision"] == "int8" and r["ratio_vs_fp32"] is not None]
+    int8 = [r for r in cell.values() if r["precision"] == "int8" and r["ratio_vs_fp32"] is not None
+            and r.get("runtime", "onnxruntime") == "onnxruntime"]
     # Variants often run the same graph at the same speed: picking the best by the headline ratio
     # itself would pick the luckiest noise. Rank by the geometric mean ratio over every cell instead.
     score = {m: float(np.mean(np.log([r["ratio_vs_fp32"] for r in rows if r["model"] == m
@@ -403,6 +435,9 @@ def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
              for m in {r["model"] for r in int8}}
     best = max(int8, key=lambda r: (score[r["model"]], r["ratio_vs_fp32"]), default=None)
     fp32, torch = cell.get("fp32"), cell.get("torch")
+    # The fastest candidate of any runtime, by its paired ratio at this cell.
+    fastest = max((r for r in cell.values() if r["ratio_vs_fp32"] is not None and r["model"] != "torch"),
+                  key=lambda r: r["ratio_vs_fp32"], default=None)
     # One thread is immune to a busy machine descheduling one of torch's OpenMP threads.
     single = {r["model"]: r for r in rows if r["batch"] == b and r["sessions"] == 1 and r["threads"] == 1}
     return {
@@ -414,7 +449,29 @@ def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
         "best_int8": best["model"] if best else None,
         "best_int8_img_s": best["img_s"] if best else None,
         "best_int8_vs_fp32": best["ratio_vs_fp32"] if best else None,
+        "best": fastest["model"] if fastest else None,
+        "best_runtime": fastest.get("runtime") if fastest else None,
+        "best_precision": fastest["precision"] if fastest else None,
+        "best_img_s": fastest["img_s"] if fastest else None,
+        "best_vs_fp32": fastest["ratio_vs_fp32"] if fastest else None,
+        "best_vs_torch": fastest["ratio_vs_torch"] if fastest else None,
     }
+
+
+def headline_setting(settings: dict, cores: int, batch: int) -> Cell:
+    """The cell ``headline`` reports: the batch closest to ``batch``, the most threads, one session."""
+    return Cell(_closest(settings["batch_sizes"], batch), max(_cores(t, cores) for t in settings["threads"]), 1)
+
+
+def leading(models: Sequence[BenchModel], rows: list[dict], count: int | None) -> list[BenchModel]:
+    """ORT fp32, torch and the ``count`` fastest other models by their ratio in ``rows`` (one cell);
+    every model when ``count`` is None."""
+    if count is None:
+        return list(models)
+    ratio = {r["model"]: r["ratio_vs_fp32"] or 0.0 for r in rows}
+    others = sorted((m for m in models if m.name not in ("fp32", "torch")), key=lambda m: -ratio.get(m.name, 0.0))
+    keep = {"fp32", "torch"} | {m.name for m in others[:count]}
+    return [m for m in models if m.name in keep]
 
 
 # ---------------------------------------------------------------- warnings
@@ -486,6 +543,33 @@ def part_of(node_name: str, op_type: str) -> str:
     return "other"
 
 
+_OV_LAYOUT_TYPES = {"Reorder", "Transpose"}
+_OV_QDQ_TYPES = {"FakeQuantize", "Convert"}
+
+
+def ov_part_of(node_name: str, node_type: str) -> str:
+    """The GhostNet part an executed OpenVINO node belongs to. The CPU plugin keeps the ONNX node
+    names of the layers it runs (``.../cheap_operation.0/Conv/WithoutBiases``) and names the
+    reorders it inserts after their consumer, so layout and quantize nodes go by type first."""
+    if node_type in _OV_LAYOUT_TYPES:
+        return "layout reorder"
+    if node_type in _OV_QDQ_TYPES:
+        return "quantize / dequantize"
+    return part_of(node_name, node_type)
+
+
+def _parse_counts(per_run: list[list[tuple[str, str, float]]]) -> dict[str, list[float]]:
+    """ms per GhostNet part in each inference, from OpenVINO's performance counters."""
+    counters = []
+    for nodes in per_run:
+        c: Counter = Counter()
+        for name, node_type, ms in nodes:
+            c[ov_part_of(name, node_type)] += ms
+        counters.append(c)
+    parts = sorted({k for c in counters for k in c})
+    return {k: [c.get(k, 0.0) for c in counters] for k in parts}
+
+
 def _parse_profile(events: list[dict], runs: int) -> dict[str, list[float]]:
     """ms per GhostNet part in each of the last ``runs`` inferences of an ORT profile."""
     windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[-runs:]
@@ -505,7 +589,8 @@ def _parse_profile(events: list[dict], runs: int) -> dict[str, list[float]]:
 def profile_parts(models: Sequence[BenchModel], batch: int, size: int, runs: int = 5,
                   threads: int = 1) -> dict:
     """Time per image (ms, median over ``runs`` interleaved inferences) that each GhostNet part
-    takes in each ONNX model, from ONNX Runtime's profiler on ``threads`` threads.
+    takes in each ORT and OpenVINO model, from ONNX Runtime's profiler and OpenVINO's per-node
+    performance counters (``PERF_COUNT``) on ``threads`` threads.
 
     The profiler adds a little overhead per node, so totals run above the timed table; the split
     is what it is for: which parts int8 speeds up and which it slows down.
@@ -513,18 +598,23 @@ def profile_parts(models: Sequence[BenchModel], batch: int, size: int, runs: int
     import json
     import tempfile
 
-    onnx_models = [m for m in models if m.kind == "onnx" and m.candidate is not None]
+    profiled = [m for m in models if m.runtime in ("onnxruntime", "openvino") and m.candidate is not None]
     x = canonical_input(batch, size)
+    counts: dict[str, list] = {m.name: [] for m in profiled if m.runtime == "openvino"}
     with tempfile.TemporaryDirectory(prefix="ghostlab-profile-") as tmp:
         sessions = {}
-        for m in onnx_models:
+        for m in profiled:
             sessions[m.name] = m.candidate.session(threads, profile_prefix=str(Path(tmp) / m.name))
         for r in range(runs + 1):  # one warm-up inference, left out below
-            for m in _rotated(onnx_models, r):
+            for m in _rotated(profiled, r):
                 sessions[m.name](x)
-        parts = {name: _parse_profile(json.loads(Path(s.end_profiling()).read_text()), runs)
+                if m.name in counts and r > 0:
+                    counts[m.name].append(sessions[m.name].perf_counts())
+        parts = {name: (_parse_counts(counts[name]) if name in counts
+                        else _parse_profile(json.loads(Path(s.end_profiling()).read_text()), runs))
                  for name, s in sessions.items()}
     return {"batch": batch, "threads": threads, "runs": runs,
+            "runtimes": {m.name: m.runtime for m in profiled},
             "models": {name: {k: float(np.median(v)) / batch for k, v in by_part.items()}
                        for name, by_part in parts.items()}}
 
@@ -561,17 +651,26 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
     t0 = time.perf_counter()
     rows: list[dict] = []
     cache: dict = {}
+    head = headline_setting(settings, cpu["cores"], bench.headline_batch)
+    count = getattr(bench, "grid_candidates", None)
+    timed = list(models)
     try:
-        for i, cell in enumerate(cells):
+        # Every model at the headline cell first; the rest of the grid times the leading ones.
+        for i, cell in enumerate(sorted(cells, key=lambda c: c != head)):
             if progress:
-                progress(f"[{i + 1}/{len(cells)}] {cell.label()}")
-            timings = measure_cell(cell, models, settings, bench.input_size, cache)
-            rows.extend(summarize_cell(cell, timings, models, cpu))
+                progress(f"[{i + 1}/{len(cells)}] {cell.label()}" + (f" ({len(timed)} of {len(models)} models)"
+                                                                       if len(timed) < len(models) else ""))
+            timings = measure_cell(cell, timed, settings, bench.input_size, cache)
+            cell_rows = summarize_cell(cell, timings, timed, cpu)
+            rows.extend(cell_rows)
+            if cell == head:
+                timed = leading(models, cell_rows, count)
     finally:
         cache.clear()
         _restore_torch_threads(cpu["cores"])
+    rows.sort(key=lambda r: cells.index(Cell(r["batch"], r["threads"], r["sessions"])))
     profile = None
-    if bench.profile and any(m.kind == "onnx" for m in models):
+    if bench.profile and any(m.runtime in ("onnxruntime", "openvino") for m in models):
         if progress:
             progress("profiling by GhostNet part")
         profile = profile_parts(models, _closest(settings["batch_sizes"], bench.headline_batch), bench.input_size,
@@ -611,10 +710,12 @@ def _restore_torch_threads(cores: int) -> None:
 
 
 def run_models(run: Any) -> tuple[list[BenchModel], dict]:
-    """The run's models: fp32 + int8 ONNX (``run.onnx_models()``) and torch eager; plus facts
-    about the network (MACs at the benchmark's input size, the export's input size)."""
+    """The run's candidates (``runtimes.run_candidates``, the runtimes ``benchmark.runtimes`` names,
+    torch eager when ``benchmark.include_torch``); plus facts about the network (MACs at the
+    benchmark's input size, the export's input size)."""
     from . import models as gm
     from .jsonio import read_json
+    from .runtimes import run_candidates
 
     p = run.params
     export = read_json(run.require("export.json", "01_export"))
@@ -626,12 +727,11 @@ def run_models(run: Any) -> tuple[list[BenchModel], dict]:
     macs = gm.count_macs(net, size)
 
     batches = effective_settings(p.benchmark)["batch_sizes"]
-    out = []
-    for name, path in onnx_paths.items():
+    for path in onnx_paths.values():
         check_input(path, batches, size)
-        out.append(onnx_model(name, path, macs, p.benchmark.spin))
-    if p.benchmark.include_torch:
-        out.append(torch_model(net, macs))
+    runtimes = list(p.benchmark.runtimes) + ["torch"]
+    candidates = run_candidates(run, net if p.benchmark.include_torch else None, runtimes=runtimes)
+    out = [candidate_model(c, macs, p.benchmark.spin) for c in candidates]
     return out, {"macs": macs, "input_size": size, "export_input_size": export.get("input_size")}
 
 
@@ -669,7 +769,8 @@ def machine_rows(result: dict) -> list[dict]:
 
 
 def model_rows(result: dict) -> list[dict]:
-    return [{"model": n, "kind": f["kind"], "precision": f["precision"],
+    return [{"model": n, "runtime": f.get("label") or f["kind"], "precision": f["precision"],
+             "precision hint": f.get("inference_precision"),
              "activations": f["activation_type"] or "fp32", "weights": f["weight_type"] or "fp32",
              "MMACs / image": f["macs"] / 1e6, "size (MB)": f["size_mb"]}
             for n, f in result["models"].items()]
@@ -716,13 +817,39 @@ def headline_values(result: dict) -> dict:
         return {}
     out = {"setting": headline_title(result),
            "fp32 img/s": round(h["fp32_img_s"], 1) if h["fp32_img_s"] else None}
+    if h.get("best"):
+        out["fastest candidate"] = h["best"]
+        out["fastest × ORT fp32"] = round(h["best_vs_fp32"], 2)
+        if h.get("best_vs_torch") is not None:
+            out["fastest × torch eager"] = round(h["best_vs_torch"], 2)
     if h["best_int8"]:
-        out[f"best int8 ({h['best_int8']}) × fp32"] = round(h["best_int8_vs_fp32"], 2)
+        out[f"best ORT int8 ({h['best_int8']}) × fp32"] = round(h["best_int8_vs_fp32"], 2)
     if h["fp32_vs_torch"] is not None:
         out["ORT fp32 × torch eager"] = round(h["fp32_vs_torch"], 2)
     if h["fp32_vs_torch_1_thread"] is not None and h["threads"] != 1:
         out["ORT fp32 × torch eager, 1 thread"] = round(h["fp32_vs_torch_1_thread"], 2)
     return out
+
+
+def fastest_text(result: dict) -> str:
+    """The benchmark's answer in words: the fastest candidate at the headline setting and its ratios.
+    Whether it can ship is 04's call (its accuracy against ``evaluate.max_drop_pts``)."""
+    h = result.get("headline") or {}
+    if not h.get("best"):
+        return "No candidate was timed against ORT fp32 at the headline setting."
+    label = (result.get("models", {}).get(h["best"]) or {}).get("label", h["best"])
+    torch = f", {h['best_vs_torch']:.2f}× torch eager" if h.get("best_vs_torch") is not None else ""
+    return (f"Fastest at {headline_title(result)}: {label} ({h['best']}), {h['best_vs_fp32']:.2f}× ORT fp32{torch} "
+            f"on this CPU. 04_evaluate recommends the fastest candidate whose top-1 drop stays within "
+            f"evaluate.max_drop_pts (95% upper bound).")
+
+
+def profile_models(result: dict) -> list[str]:
+    """The models the where-the-time-goes figure compares: ORT fp32, ORT's best int8, OpenVINO fp32
+    and the fastest candidate (those that were profiled)."""
+    h, prof = result.get("headline") or {}, (result.get("profile") or {}).get("models", {})
+    wanted = ["fp32", h.get("best_int8"), "ov_fp32", h.get("best")]
+    return [m for m in dict.fromkeys(wanted) if m and m in prof]
 
 
 def headline_value_rows(result: dict) -> list[dict]:

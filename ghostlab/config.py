@@ -187,6 +187,12 @@ class BenchmarkParams:
     """Each model runs at least this many images per round (8 inferences at batch 1, one at batch 8)."""
     include_torch: bool = True
     """Time torch eager (eval, inference_mode) too: the baseline a user would otherwise deploy."""
+    runtimes: list[Literal["onnxruntime", "openvino"]] = field(default_factory=lambda: ["onnxruntime", "openvino"])
+    """Runtimes whose candidates are timed (ORT fp32, the reference, always is); `openvino` adds OpenVINO on
+    the fp32 export (f32, and bf16 where the CPU has avx512_bf16/AMX), on each int8 file and on NNCF's int8 IR."""
+    grid_candidates: Optional[int] = 4
+    """Every candidate is timed at the headline cell; the rest of the grid times ORT fp32, torch and this many
+    fastest others (null: every candidate on every cell)."""
     spin: bool = False
     """Let ONNX Runtime's idle threads spin; off so one model's spinning does not slow the next."""
     headline_batch: int = 8
@@ -209,6 +215,9 @@ class EvaluateParams:
     """Bootstrap draws for the 95% interval of each int8 model's top-1 drop (0: no interval)."""
     seed: int = 0
     """Seed of the bootstrap draws."""
+    max_drop_pts: float = 0.5
+    """The recommendation: the fastest candidate at the benchmark's headline setting whose top-1 drop against
+    ORT fp32 has a 95% upper bound (paired bootstrap) within this many percentage points."""
 
 
 @dataclass(frozen=True)
@@ -560,6 +569,9 @@ def _validate(p: Params, where: str) -> None:
          "demo.resnet_blocks must be 4 positive block counts and demo.resnet_width > 0")
     need(p.evaluate.max_images is None or p.evaluate.max_images > 0, "evaluate.max_images must be > 0 (or null: all)")
     need(p.evaluate.bootstrap >= 0, "evaluate.bootstrap must be >= 0 (0: no interval)")
+    need(p.evaluate.max_drop_pts >= 0, "evaluate.max_drop_pts must be >= 0 (percentage points of top-1)")
+    need(p.benchmark.grid_candidates is None or p.benchmark.grid_candidates >= 0,
+         "benchmark.grid_candidates must be >= 0 (or null: every candidate on every cell)")
     need(p.data.max_images is None or p.data.max_images > 0, "data.max_images must be > 0 (or null: all)")
     need(p.data.workers >= 0, "data.workers must be >= 0 (0: all cores)")
     need(2 <= p.demo.num_classes <= 36, f"demo.num_classes must be 2..36, got {p.demo.num_classes}")

@@ -15,7 +15,7 @@ import csv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -285,7 +285,7 @@ class Evaluation:
     accuracy: dict[str, dict]
     """model -> {top1, top5, n}."""
     paired: dict[str, dict]
-    """int8 model -> paired_stats(...) against fp32."""
+    """candidate -> paired_stats(...) against ORT fp32 (every candidate but the reference)."""
     class_losses: dict[str, list[dict]]
     data: dict
     """Dataset facts: images, evaluated, calibration source and overlap."""
@@ -293,6 +293,10 @@ class Evaluation:
     preprocess_spec: dict = field(default_factory=dict)
     """``Preprocess.to_dict()``: resize, crop, interpolation, mean, std."""
     written: list[Path] = field(default_factory=list)
+    candidates: dict[str, dict] = field(default_factory=dict)
+    """candidate -> ``runtimes.Candidate.facts()``: runtime, precision, label, artifact, size."""
+    recommendation: dict | None = None
+    """``recommend.recommend(...)``: what to ship, and why (evaluation.json's ``recommendation``)."""
 
 
 def evaluation_indices(num_images: int, calibration: np.ndarray | None, exclude: bool,
@@ -335,11 +339,12 @@ def run(run: Any, progress: bool = True) -> Evaluation:
     """
     from . import data
     from .jsonio import write_json
-    from .runtimes import onnx_candidate
+    from .recommend import recommend
+    from .runtimes import run_candidates
 
     p = run.params
     run.require("model.onnx", "01_export")
-    models = run.onnx_models()
+    candidates = run_candidates(run)
     preprocess = data.preprocess_for(p)
     images = data.cached_images(data.load_dataset(p, "eval"), preprocess, p, show_progress=progress)
     info = _data_facts(run, images, preprocess)
@@ -356,7 +361,7 @@ def run(run: Any, progress: bool = True) -> Evaluation:
         raise DataError("no images left to evaluate (all were calibration images or evaluate.max_images is 0); "
                         "set evaluate.exclude_calibration: false or use a separate data.calibration_root")
 
-    sessions = {m: onnx_candidate(m, path).session() for m, path in models.items()}
+    sessions = {c.name: c.session() for c in candidates}  # ORT fp32 first: the reference
     preds = predict(sessions, images.batches(p.evaluate.batch_size, indices), len(indices), progress=progress)
 
     labels = preds.labels
@@ -369,15 +374,19 @@ def run(run: Any, progress: bool = True) -> Evaluation:
             continue
         paired[m] = paired_stats(labels, ref.top1, mp.top1, mp.kl_to_reference, p.evaluate.bootstrap, p.evaluate.seed)
         losses[m] = class_losses(labels, ref.top1, mp.top1, names)
-    speed = speed_facts(len(preds), len(models), preds.seconds, {m: mp.seconds for m, mp in preds.models.items()})
+    speed = speed_facts(len(preds), len(candidates), preds.seconds,
+                        {m: mp.seconds for m, mp in preds.models.items()})
     result = Evaluation(p.model.name, len(names), names, preprocess.describe(), preds, acc, paired, losses,
-                        info, speed, preprocess_spec=preprocess.to_dict())
+                        info, speed, preprocess_spec=preprocess.to_dict(),
+                        candidates={c.name: c.facts() for c in candidates})
+    result.recommendation = recommend(_read_benchmark(run), acc, paired, result.candidates,
+                                      p.evaluate.max_drop_pts, REFERENCE_MODEL)
 
     files = [_relative_name(images.files[i], images.dataset.root) for i in preds.indices]
     for m, mp in preds.models.items():
         result.written.append(write_predictions_csv(run.artifact(f"predictions_{m}.csv"), files, labels,
                                                     mp.top_ids, mp.top_probs))
-    result.written.append(write_json(run.artifact("evaluation.json"), evaluation_json(result, models)))
+    result.written.append(write_json(run.artifact("evaluation.json"), evaluation_json(result)))
     return result
 
 
@@ -407,10 +416,17 @@ def _data_facts(run: Any, images: Any, preprocess: Any) -> dict:
 
 
 def evaluation_json(ev: Evaluation, models: dict[str, Path] | None = None) -> dict:
-    """The ``evaluation.json`` document (see the module docstring for units)."""
+    """The ``evaluation.json`` document (see the module docstring for units). ``models`` (name ->
+    file) only for an evaluation without candidate facts."""
     out_models = {}
     for m, a in ev.accuracy.items():
-        out_models[m] = {**a, "onnx": Path(models[m]).name if models and m in models else None,
+        facts = ev.candidates.get(m, {})
+        out_models[m] = {**a, "runtime": facts.get("runtime"), "precision": facts.get("precision"),
+                         "label": facts.get("label", m),
+                         "artifact": facts.get("artifact")
+                         or (Path(models[m]).name if models and m in models else None),
+                         "size_bytes": facts.get("size_bytes"),
+                         "inference_precision": facts.get("inference_precision"),
                          "predictions": f"predictions_{m}.csv",
                          "images_per_s": ev.speed["model_images_per_s"].get(m)}
     return {
@@ -424,6 +440,7 @@ def evaluation_json(ev: Evaluation, models: dict[str, Path] | None = None) -> di
         "reference": [{**r, "same_preprocessing": same_recipe(r, ev.preprocess_spec)}
                       for r in reference_rows(ev.model_name, ev.num_classes)],
         "speed": ev.speed,
+        "recommendation": ev.recommendation,
     }
 
 
@@ -479,10 +496,11 @@ def paired_rows(ev: Evaluation) -> list[dict]:
     rows = []
     for m, s in ev.paired.items():
         lo, hi = s["top1_drop_ci95"]
-        rows.append({"int8 model": m, "top-1 drop (pp)": s["top1_drop"], "95% CI (pp)": f"[{lo:+.2f}, {hi:+.2f}]",
+        # numbers stay numbers: plots.html_table formats each by its column (ghostlab.fmt)
+        rows.append({"candidate": m, "top-1 drop (pp)": s["top1_drop"], "95% CI (pp)": [lo, hi],
                      "agreement %": s["agreement"], "right→wrong": s["flips_right_to_wrong"],
-                     "wrong→right": s["flips_wrong_to_right"], "McNemar p": _fmt_p(s["mcnemar_p"]),
-                     "KL(fp32‖int8)": f"{s['kl_mean']:.3g}", "verdict": change_significance(s)})
+                     "wrong→right": s["flips_wrong_to_right"], "McNemar p": s["mcnemar_p"],
+                     "KL(fp32‖int8)": s["kl_mean"], "verdict": change_significance(s)})
     return rows
 
 
@@ -492,9 +510,9 @@ def class_loss_rows(ev: Evaluation, model: str | None = None) -> list[dict]:
     for m, losses in ev.class_losses.items():
         if model is not None and m != model:
             continue
-        rows += [{"int8 model": m, "class": r["class"], "images": r["images"], "fp32 top-1 %": r["fp32_top1"],
-                  "int8 top-1 %": r["int8_top1"], "drop (pp)": r["drop"], "images lost": r["images_lost"]}
-                 for r in losses] or [{"int8 model": m, "class": "(no class loses top-1)"}]
+        rows += [{"candidate": m, "class": r["class"], "images": r["images"], "fp32 top-1 %": r["fp32_top1"],
+                  "its top-1 %": r["int8_top1"], "drop (pp)": r["drop"], "images lost": r["images_lost"]}
+                 for r in losses] or [{"candidate": m, "class": "(no class loses top-1)"}]
     return rows
 
 
@@ -561,19 +579,6 @@ def _duration(seconds: float) -> str:
 
 # ---------------------------------------------------------------- accuracy vs latency
 
-def _benchmark_records(doc: Any) -> Iterator[dict]:
-    """Every dict in ``benchmark.json`` that looks like one measurement (has a model and a p50)."""
-    if isinstance(doc, dict):
-        if ("p50_ms" in doc or "p50" in doc) and isinstance(doc.get("model"), str):
-            yield doc
-        else:
-            for v in doc.values():
-                yield from _benchmark_records(v)
-    elif isinstance(doc, list):
-        for v in doc:
-            yield from _benchmark_records(v)
-
-
 def _setting_label(batch: Any, threads: Any, sessions: Any) -> str:
     parts = [f"batch {batch}" if batch is not None else None,
              (f"{threads} thread{'s' if threads != 1 else ''}" if threads else "all cores") if threads is not None else None,
@@ -593,15 +598,17 @@ def latency_points(accuracy_by_model: dict[str, dict], benchmark: Any) -> list[d
     most models share, smallest batch first), so the comparison is like for like. Measurements
     of models this run did not evaluate (e.g. torch) are left out. [] when nothing fits.
     """
+    from .bench import select
+
     by_setting: dict[tuple, dict[str, float]] = {}
-    for r in _benchmark_records(benchmark):
+    for r in select(benchmark, sessions=None):
         try:
-            p50 = float(r.get("p50_ms", r.get("p50")))
+            p50 = float(r.get("p50_ms"))
         except (TypeError, ValueError):
             continue
-        if r["model"] not in accuracy_by_model or not p50 > 0 or r.get("error"):
+        if r.get("model") not in accuracy_by_model or not p50 > 0:
             continue
-        key = (r.get("batch", r.get("batch_size")), r.get("threads"), r.get("sessions"))
+        key = (r.get("batch"), r.get("threads"), r.get("sessions"))
         by_setting.setdefault(key, {})[r["model"]] = p50
 
     def rank(item: tuple) -> tuple:
@@ -622,16 +629,20 @@ def latency_points(accuracy_by_model: dict[str, dict], benchmark: Any) -> list[d
              "setting": setting} for m, f in zip(names, front)]
 
 
-def run_latency_points(run: Any, ev: Evaluation) -> list[dict]:
-    """``latency_points`` from the run's ``benchmark.json``; [] when it is missing or unreadable."""
+def _read_benchmark(run: Any) -> dict:
+    """The run's ``benchmark.json``; {} when it is missing or unreadable."""
     import json
 
-    path = run.artifact("benchmark.json")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(run.artifact("benchmark.json").read_text())
     except (OSError, ValueError):  # absent, or being written by 03 at this moment
-        return []
-    return latency_points(ev.accuracy, doc)
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def run_latency_points(run: Any, ev: Evaluation) -> list[dict]:
+    """``latency_points`` from the run's ``benchmark.json``; [] when it is missing or unreadable."""
+    return latency_points(ev.accuracy, _read_benchmark(run))
 
 
 def summary_values(ev: Evaluation) -> dict:

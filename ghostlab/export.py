@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ExportError
-from .runtimes import onnx_candidate
+from .runtimes import Candidate, onnx_candidate, openvino_candidates
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -77,6 +77,27 @@ def parity(model: nn.Module, onnx_path: str | Path, x: np.ndarray) -> dict:
     }
 
 
+def candidate_parity(candidates: list[Candidate], reference: np.ndarray, x: np.ndarray) -> dict[str, dict]:
+    """Each candidate's logits on ``x`` against ``reference`` (ORT fp32's on the same batch):
+    max abs diff and top-1 agreement, with the precision it ran at."""
+    out = {}
+    for c in candidates:
+        got = c.session()(x).astype(np.float64)
+        some = len(x) > 0
+        out[c.name] = {"label": c.label, "runtime": c.runtime, "precision": c.precision,
+                       **{k: v for k, v in c.options}, "n": int(len(x)),
+                       "max_abs_diff": float(np.abs(got - reference).max()) if some else float("nan"),
+                       "top1_agreement": float((got.argmax(1) == reference.argmax(1)).mean()) if some else float("nan")}
+    return out
+
+
+def candidate_parity_rows(result: dict) -> list[dict]:
+    """One row per candidate 01 can check (OpenVINO on the export): its logits against ORT fp32's."""
+    return [{"candidate": name, "what": r["label"], "max |Δ logit| vs ORT fp32": r["max_abs_diff"],
+             "top-1 agreement": r["top1_agreement"], "images": r["n"]}
+            for name, r in result.get("candidates", {}).items()]
+
+
 def op_histogram(onnx_path: str | Path) -> dict[str, int]:
     """How many nodes of each op type the graph has, most common first."""
     import onnx
@@ -105,7 +126,8 @@ def run(run) -> dict:
     onnx_path = export_onnx(model, run.artifact("model.onnx"), p.model.input_size, p.export.opset,
                             p.export.dynamic_batch, p.export.dynamic_spatial)
     images = data.cached_images(dataset, preprocess, p)
-    n = min(p.export.parity_images, len(images))
+    x = images.normalized(np.arange(min(p.export.parity_images, len(images))))
+    ort = onnx_candidate("fp32", onnx_path)
     result = {
         **facts,
         "weights": p.model.weights,
@@ -117,7 +139,10 @@ def run(run) -> dict:
         "onnx_mb": file_size_mb(onnx_path),
         "class_names": dataset.class_names,
         "preprocess": preprocess.describe(),
-        "parity": parity(model, onnx_path, images.normalized(np.arange(n))),
+        "parity": parity(model, onnx_path, x),
+        # OpenVINO on the export (f32; bf16 where the CPU has it) against ORT fp32. The int8
+        # candidates do not exist yet (02 makes them): their agreement is in 04.
+        "candidates": candidate_parity(openvino_candidates([ort]), ort.session()(x).astype(np.float64), x),
         "ops": op_histogram(onnx_path),
     }
     write_json(run.artifact("export.json"), result)

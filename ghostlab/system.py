@@ -10,8 +10,8 @@ from importlib import metadata
 from pathlib import Path
 
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
-PACKAGES = ("ghostlab", "torch", "torchvision", "timm", "onnx", "onnxruntime", "numpy", "papermill",
-            "nbconvert", "nbclient", "ipykernel", "matplotlib", "pillow", "pyyaml", "tqdm")
+PACKAGES = ("ghostlab", "torch", "torchvision", "timm", "onnx", "onnxruntime", "openvino", "nncf", "numpy",
+            "papermill", "nbconvert", "nbclient", "ipykernel", "matplotlib", "pillow", "pyyaml", "tqdm")
 
 
 def cpu_info() -> dict:

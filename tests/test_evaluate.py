@@ -233,7 +233,9 @@ def test_latency_points_read_defensively():
     acc = {"fp32": {"top1": 90.0}}
     assert ev.latency_points(acc, {}) == []
     assert ev.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": None}, "junk", 3]}) == []
-    assert ev.latency_points(acc, [{"model": "fp32", "p50": "7.5"}])[0]["latency_ms"] == 7.5
+    # one reader (bench.select): only the layout bench writes, not keys it never wrote
+    assert ev.latency_points(acc, [{"model": "fp32", "p50": "7.5"}]) == []
+    assert ev.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": 7.5, "batch": 1}]})[0]["latency_ms"] == 7.5
     assert ev.pareto_front([(1, 1), (1, 1)]) == [True, True]  # ties dominate neither
 
 
@@ -328,7 +330,11 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
     result = ev.run(run, progress=False)
 
     doc = json.loads(run.artifact("evaluation.json").read_text())
-    assert set(doc["models"]) == {"fp32", "int8_copy"} and set(doc["paired"]) == {"int8_copy"}
+    ort = {m for m, facts in doc["models"].items() if facts["runtime"] == "onnxruntime"}
+    assert ort == {"fp32", "int8_copy"} and set(doc["paired"]) == set(doc["models"]) - {"fp32"}
+    assert {"ov_fp32", "ov_int8_copy"} <= set(doc["models"])  # OpenVINO runs the same files
+    assert doc["models"]["ov_int8_copy"]["precision"] == "fp32"  # read from the graph: a copy of fp32
+    assert doc["recommendation"] is None  # no benchmark.json: nothing timed
     assert {"top1", "top5", "n"} <= set(doc["models"]["fp32"]) and doc["models"]["fp32"]["n"] == 12
     paired = doc["paired"]["int8_copy"]
     assert {"agreement", "flips_right_to_wrong", "flips_wrong_to_right", "mcnemar_p", "top1_drop_ci95"} <= set(paired)
