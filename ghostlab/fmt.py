@@ -173,11 +173,14 @@ def number(x: Any, digits: int = 3) -> str:
         return "∞" if x > 0 else MINUS + "∞"
     if not _ok(x):
         return MISSING
+    if x == 0:
+        return "0"
     if isinstance(x, int) or float(x).is_integer() and abs(x) >= 1:
         return count(x)
     if abs(x) < 1e-3:
         return p_value(x) if x > 0 else MINUS + p_value(-x)
-    return _sig(x, digits)
+    text = _sig(x, digits)
+    return text.rstrip("0").rstrip(".") if "." in text else text  # 0.0500 -> 0.05
 
 
 def millions(x: Any, what: str) -> str:
@@ -189,6 +192,7 @@ def millions(x: Any, what: str) -> str:
 
 # (pattern on the lower-cased column header or summary key, kind); first match wins.
 _KINDS = (
+    (r"^(parity_|best_)?top1_agreement$", "fraction"),  # raw keys hold a fraction: shown in percent
     (r"mcnemar|p-value|\bp$|_p$", "p"),
     (r"\bci\b|interval|ci95", "interval"),
     (r"drop|\bpp\b|\bpts\b", "drop"),
@@ -213,6 +217,7 @@ def column_kind(column: str) -> str | None:
 
 
 _BY_KIND = {
+    "fraction": lambda v: accuracy(100 * v, unit=False),
     "accuracy": lambda v: accuracy(v, unit=False),
     "drop": lambda v: drop(v, unit=False),
     "db": lambda v: db(v, unit=False),
@@ -257,7 +262,7 @@ def value(value: Any, key: str) -> str:
     kind = column_kind(key)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return cell(value, key)[0]
-    return {"accuracy": accuracy, "drop": drop, "db": db, "ratio": ratio, "img_s": img_s, "ms": ms,
+    return {"fraction": lambda v: accuracy(100 * v), "accuracy": accuracy, "drop": drop, "db": db, "ratio": ratio, "img_s": img_s, "ms": ms,
             "p": p_value, "size": lambda v: f"{v:.2f} MB"}.get(kind, lambda v: cell(v, key)[0])(value)
 
 
@@ -268,11 +273,23 @@ LABELS = {
     "macs": "MACs per image",
     "onnx_mb": "ONNX file (MB)",
     "parity_max_abs_diff": "torch vs ORT: largest logit difference",
-    "parity_top1_agreement": "torch vs ORT: top-1 agreement",
+    "parity_top1_agreement": "torch vs ORT: top-1 agreement (%)",
+    "top1_agreement": "top-1 agreement with fp32 (%)",
+    "mean_kl": "mean KL",
+    "size_mb": "size (MB)",
+    "median_sqnr_db": "median SQNR (dB)",
+    "worst_sqnr_db": "worst SQNR (dB)",
+    "output_sqnr_db": "output SQNR (dB)",
+    "fp32_nodes": "nodes kept in fp32",
+    "max_abs_diff": "largest logit difference",
+    "cosine_min": "lowest cosine",
+    "local_sqnr_db": "local SQNR (dB)",
+    "sqnr_db": "SQNR vs fp32 (dB)",
     "calibration_images": "calibration images",
     "holdout_images": "hold-out images",
     "best_variant": "int8 variant closest to fp32",
     "best_top1_agreement": "its top-1 agreement with fp32 (%)",
+    "conclusion": "answer",
     "images": "images evaluated",
     "eval_images_per_s": "evaluation speed (img/s)",
     "projected_50k_images": "time for 50,000 images",

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from .jsonio import read_json
-from . import fmt
+from . import conclude, fmt
 from .runfolder import SUMMARY_DIR, facts_html, honesty_banner
 from .steps import STEPS
 
@@ -82,12 +82,13 @@ def verdict(run_dir: Path) -> dict:
         "preprocess": (ev or {}).get("preprocess") or (export or {}).get("preprocess"),
         "images": ((ev or {}).get("models", {}).get("fp32") or {}).get("n"),
         "speed_setting": speed_label,
+        "speed_size": ((bench or {}).get("input_shape") or [None])[-1],
         "torch_ratio": ((bench or {}).get("headline") or {}).get("fp32_vs_torch"),
         "rows": rows,
         "max_drop": max_drop,
         "recommendation": (ev or {}).get("recommendation") or None,
         "sentences": verdict_sentences(rows, (ev or {}).get("recommendation"), max_drop, speed_label,
-                                       ((bench or {}).get("headline") or {}).get("fp32_vs_torch")),
+                                       ((bench or {}).get("headline") or {}).get("fp32_vs_torch"), bench),
     }
 
 
@@ -101,7 +102,7 @@ def _acceptable(row: dict, max_drop: float) -> bool:
 
 
 def verdict_sentences(rows: list[dict], recommendation: dict | None, max_drop: float,
-                      setting: str | None, fp32_vs_torch: float | None) -> list[str]:
+                      setting: str | None, fp32_vs_torch: float | None, bench: dict | None = None) -> list[str]:
     """What to ship and why, in two or three sentences (plain text; numbers in ``fmt``'s forms).
 
     The pick is the recommendation 04 recorded when there is one; otherwise the same rule computed
@@ -138,14 +139,16 @@ def verdict_sentences(rows: list[dict], recommendation: dict | None, max_drop: f
         slower = [r for r in timed if r["candidate"] not in ("fp32", "torch")]
         if slower and not faster:
             best = max(slower, key=lambda r: r.get("× faster than fp32") or 0)
+            why = conclude.int8_loss(bench or {}, best["candidate"])
             out.append(f"The best int8 model, {best['candidate']}, is {fmt.faster(best.get('× faster than fp32'), 'fp32')}"
-                       f": ONNX Runtime's int8 kernels lose on GhostNet's cheap depthwise convolutions on this CPU "
-                       f"(03 shows where the time goes).")
+                       + (f", {why}." if why else "."))
     else:
         speed = pick.get("× faster than fp32")
         acc = fmt.drop_ci(pick.get("top-1 drop (pp)"), *(pick.get("95% CI (pp)") or [None, None]))
         reason = (recommendation or {}).get("reason") if isinstance(recommendation, dict) else None
-        out.append(f"Ship {name}: " + (f"{reason}. " if reason else
+        label = (recommendation or {}).get("label") if isinstance(recommendation, dict) else None
+        shown = f"{label} ({name})" if label and label != name else name
+        out.append(f"Ship {shown}: " + (f"{reason}. " if reason else
                    f"it is the fastest candidate whose accuracy stays {limit}. ")
                    + f"It is {fmt.faster(speed, 'fp32')}{where}, with top-1 {fmt.accuracy(pick.get('top-1 %'))}"
                    + (f" (drop {acc})." if pick.get("top-1 drop (pp)") is not None else "."))
@@ -201,6 +204,8 @@ def _verdict_html(run_dir: Path, v: dict) -> str:
         facts.append(e(fmt.millions(v["params"], "params")))
     if v["images"]:
         facts.append(f"accuracy on {e(fmt.count(v['images']))} images at {e(str(v['input_size']))} px")
+    if v.get("speed_size") and v["input_size"] and v["speed_size"] != v["input_size"]:
+        facts.append(f"<b>speed measured at {v['speed_size']} px, not at the {v['input_size']} px of the accuracy</b>")
     parts = ["<section class='verdict'><h2>Verdict</h2>",
              "<p class='words'>" + " ".join(e(s) for s in v["sentences"]) + "</p>",
              f"<p>{' · '.join(facts)}</p>"]
@@ -234,9 +239,10 @@ def _card(run_dir: Path, name: str, res: dict) -> str:
     if note:
         out.append(f"<p class='note'>{e(note)}</p>")
     summary = _summary(run_dir, name)
-    if summary.get("conclusion"):
-        out.append(f"<p>{e(summary['conclusion'])}</p>")
-    values = summary.get("values", {})
+    values = dict(summary.get("values", {}))
+    answer = values.pop("conclusion", None)
+    if answer:
+        out.append(f"<p class='answer'>{e(str(answer))}</p>")
     if values:
         out.append(_table([{"result": fmt.label(k), "value": fmt.value(v, k)} for k, v in values.items()]))
     for title, table in summary.get("tables", {}).items():

@@ -8,6 +8,7 @@ formatter for bare Figures). Sections below are one per notebook.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any, Iterable
 
 from matplotlib.figure import Figure  # noqa: F401  (used by the sections below)
@@ -22,21 +23,52 @@ def _cell(value: Any, digits: int, column: str = "") -> str:
     return fmt.cell(value, column, digits)[0]
 
 
+_LONG_TOKEN = re.compile(r"\S{28,}")
+_ROW_LABELS = ("result", "what", "fact", "item", "setting", "metric")
+
+
+def _breakable(text: str) -> str:
+    """Escaped text where long tokens (paths, node names) may wrap after / . _ : so a table fits its box."""
+    def soft(m: re.Match) -> str:
+        return re.sub(r"[/._:,=]", lambda c: c.group(0) + "\x00", m.group(0))
+
+    return html.escape(_LONG_TOKEN.sub(soft, text)).replace("\x00", "<wbr>")
+
+
 def html_table(rows: Iterable[dict], digits: int = 3, caption: str | None = None) -> str:
     """An HTML table from row dicts; every cell formatted by ``fmt.cell`` (the quantity its column
-    names) and HTML-escaped; numbers right-aligned (class ``num``), text left-aligned. Column headers
-    that are summary keys (``snake_case``) are put in words by ``fmt.label``."""
+    names; in a ``value`` column beside a ``result``/``what`` label, the quantity that label names)
+    and HTML-escaped; numbers right-aligned (class ``num``), text left-aligned. Column headers that
+    are summary keys (``snake_case``) are put in words by ``fmt.label``; columns empty in every row
+    are left out."""
     rows = list(rows)
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    head = "".join(f"<th>{html.escape(fmt.label(str(c)))}</th>" for c in cols)
+    # a column with nothing in any row says nothing (e.g. the paper's figures for a model it does not report)
+    cols = [c for c in cols if any(r.get(c) is not None for r in rows)] or cols
 
-    def td(v: Any, col: str) -> str:
-        text, num = fmt.cell(v, col, digits)
-        return ("<td class='num'>" if num else "<td>") + html.escape(text) + "</td>"
+    def context(r: dict, col: str) -> str:
+        if col == "value":
+            label = next((r[k] for k in _ROW_LABELS if isinstance(r.get(k), str)), None)
+            if label:
+                return label
+        return col
 
-    body = "".join("<tr>" + "".join(td(r.get(c), str(c)) for c in cols) + "</tr>" for r in rows)
+    cells = [[fmt.cell(r.get(c), context(r, str(c)), digits) for c in cols] for r in rows]
+    numeric = [all(num for (text, num) in (row[i] for row in cells) if text != fmt.MISSING) and
+               any(row[i][1] for row in cells) for i in range(len(cols))]
+    head = "".join(f"<th{' class=num' if n else ''}>{html.escape(fmt.label(str(c)))}</th>"
+                   for c, n in zip(cols, numeric))
+    body = "".join("<tr>" + "".join(("<td class='num'>" if num else "<td>") + _breakable(text) + "</td>"
+                                    for text, num in row) + "</tr>" for row in cells)
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return f"<table class='gl-table'>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def table(rows: Iterable[dict], digits: int = 3, caption: str | None = None):
+    """``html_table`` as an IPython display object, for notebooks."""
+    from IPython.display import HTML
+
+    return HTML(html_table(rows, digits, caption))
 
 
 def describe(fig: Figure, alt: str) -> Figure:
@@ -60,13 +92,6 @@ def alt_text(fig: Figure) -> str:
         if bits:
             parts.append(": ".join(bits))
     return ("Figure: " + "; ".join(dict.fromkeys(p.replace("\n", " ") for p in parts)))[:600] if parts else "Figure"
-
-
-def table(rows: Iterable[dict], digits: int = 3, caption: str | None = None):
-    """``html_table`` as an IPython display object, for notebooks."""
-    from IPython.display import HTML
-
-    return HTML(html_table(rows, digits, caption))
 
 
 # ---- 01_export ----
@@ -401,6 +426,13 @@ def ghost_explorer_view(picture: Any, intrinsic_map: Any, ghost_maps: list[Any],
     return fig
 
 
+def conclusion(text: str):
+    """The page's answer, in a box (IPython HTML; text escaped): what the reader takes away."""
+    from IPython.display import HTML
+
+    return HTML(f"<div class='gl-conclusion' role='note'><b>Answer.</b> {html.escape(text)}</div>")
+
+
 def banner(text: str):
     """A red warning box (IPython HTML) for the report, text escaped."""
     from IPython.display import HTML
@@ -446,7 +478,7 @@ def bench_throughput(rows: list[dict]) -> Figure:
         ax.set_xlabel("batch size")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("images / s (median round)")
-    axes[0].legend(fontsize=8)
+    axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # beside, not over, the data
     fig.tight_layout()
     return fig
 
@@ -461,8 +493,11 @@ def bench_latency(rows: list[dict], batch: int = 1) -> Figure:
     axes = fig.subplots(1, max(len(settings), 1), squeeze=False)[0]
     for ax, (threads, sessions) in zip(axes, settings):
         cell = [r for r in rows if r["threads"] == threads and r["sessions"] == sessions]
-        ax.boxplot([r["latencies_ms"] for r in cell], whis=(5, 95), showfliers=True,
-                   flierprops={"markersize": 2, "alpha": 0.5})
+        box = ax.boxplot([r["latencies_ms"] for r in cell], whis=(5, 95), showfliers=True, patch_artist=True,
+                         flierprops={"markersize": 2, "alpha": 0.5}, medianprops={"color": "k"})
+        for patch, r in zip(box["boxes"], cell):
+            patch.set_facecolor(candidate_color(r["model"]))
+            patch.set_alpha(0.8)
         ax.set_xticks(range(1, len(cell) + 1), [r["model"] for r in cell], rotation=30, ha="right", fontsize=8)
         ax.set_title(_bench_setting_label(threads, sessions), fontsize=9)
         ax.set_yscale("log")
@@ -502,7 +537,7 @@ def bench_speedup(rows: list[dict]) -> Figure:
     ax.set_ylabel("throughput / fp32 (same rounds)")
     ax.set_title("int8 speed-up over fp32 (above the dashed line: faster)", fontsize=9)
     if variants:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     else:
         ax.text(0.5, 0.5, "no int8 model in this run", ha="center", va="center", transform=ax.transAxes)
     ax.grid(alpha=0.3, axis="y")
@@ -527,7 +562,7 @@ def bench_parts(profile: dict | None, models: list[str | None] | None = None) ->
                   if profile else "ms per image")
     ax.grid(alpha=0.3, axis="x")
     if names:
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     else:
         ax.text(0.5, 0.5, "no profile in this run (benchmark.profile)", ha="center", va="center",
                 transform=ax.transAxes)

@@ -91,7 +91,8 @@ WIDTHS = (800, 1400)
 PROGRESS_BAR = re.compile(r"\d+%\|[^\n]*\||\d+/\d+ \[\d\d:\d\d|it/s\]")
 SNAKE = re.compile(r"(?<![\w./<-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w./>(-])")
 # names a reader meets as names: candidates, model names, the demo's classes
-ALLOWED = re.compile(r"^(int8_|ov_|fp32|torch|ghostnet|resnet|mobilenet|efficientnet)")
+# and CPU feature flags as /proc/cpuinfo spells them
+ALLOWED = re.compile(r"^(int8_|ov_|fp32|torch|ghostnet|resnet|mobilenet|efficientnet|avx|amx|sse|fma)")
 
 # Every table, card, figure and header must fit the box it sits in (1 px of rounding allowed).
 _OVERFLOW_JS = """() => {

@@ -100,3 +100,16 @@ def test_each_candidate_keeps_its_colour():
     assert fmt.candidate_colors(list(reversed(names))) == colors  # independent of order and of the others
     assert fmt.candidate_color("int8_custom") == fmt.candidate_color("int8_custom")  # stable for new names
     assert fmt.candidate_color("ov_int8_nncf").startswith("#")
+
+
+def test_raw_agreement_keys_hold_fractions_and_show_percent():
+    assert fmt.cell(0.992, "top1_agreement") == ("99.2", True)
+    assert fmt.value(1.0, "parity_top1_agreement") == "100.0 %"
+    assert fmt.label("top1_agreement") == "top-1 agreement with fp32 (%)"
+
+
+def test_other_numbers_keep_significant_digits_without_padding():
+    assert fmt.number(0.05) == "0.05"
+    assert fmt.number(-0.0) == "0"
+    assert fmt.number(0.1234) == "0.123"
+    assert fmt.number(41.0) == "41"
