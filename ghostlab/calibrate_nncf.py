@@ -103,6 +103,6 @@ def summary_rows(result: dict) -> list[dict]:
     """One row per NNCF variant: what stayed float, how many quantizers, size, time."""
     return [{"variant": name, "left in float": ", ".join(v["ignored_types"]) or "nothing",
              "quantizers (FakeQuantize)": v["fake_quantize"], "depthwise convs": v["group_convolutions"],
-             "size (MB)": v["size_bytes"] / 2**20, "seconds": v["seconds"],
+             "size (MB)": v["size_bytes"] / 1e6, "seconds": v["seconds"],
              "calibration images": result["images"]}
             for name, v in result["variants"].items()]

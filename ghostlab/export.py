@@ -107,7 +107,7 @@ def op_histogram(onnx_path: str | Path) -> dict[str, int]:
 
 
 def file_size_mb(path: str | Path) -> float:
-    return Path(path).stat().st_size / 2**20
+    return Path(path).stat().st_size / 1e6  # MB = 10^6 bytes, as every report labels it
 
 
 # ---------------------------------------------------------------- the notebook's step

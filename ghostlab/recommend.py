@@ -57,7 +57,7 @@ def recommend(benchmark: dict, accuracy: dict[str, dict], paired: dict[str, dict
         "vs_fp32": row.get("ratio_vs_fp32"), "vs_torch": row.get("ratio_vs_torch"),
         "top1_drop": stats["top1_drop"] if stats else 0.0,
         "top1_drop_ci95": list(stats["top1_drop_ci95"]) if stats else [0.0, 0.0],
-        "images": int(accuracy[best]["n"]), "size_mb": (facts.get("size_bytes") or 0) / 2**20 or None,
+        "images": int(accuracy[best]["n"]), "size_mb": (facts.get("size_bytes") or 0) / 1e6 or None,
         "setting": setting, "max_drop_pts": max_drop, "reason": reason,
         "rule": RULE.format(max_drop=max_drop), "faster_but_outside": faster,
         "reference": reference,
