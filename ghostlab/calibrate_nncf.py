@@ -3,8 +3,8 @@
 What it does, in order (``quantize_run``, called from notebook 02 after ORT's variants):
 
 1. reads ``model.onnx`` into OpenVINO (``Core.read_model``; dynamic shapes kept);
-2. takes exactly the calibration images ORT's variants set their ranges on
-   (``calibration_image_indices``: 02's image list, the same class-balanced draw minus the hold-out);
+2. takes exactly the calibration images ORT's variants set their ranges on: the range set of 02's
+   image list, ``artifacts/calibration_images.json`` (``calibrate_images``; the hold-out is left out);
 3. for each of ``VARIANTS`` runs ``nncf.quantize`` (performance preset: symmetric activations, the
    CPU plugin's fast path), once over the whole network and once with the depthwise convolutions
    (OpenVINO's ``GroupConvolution``: GhostNet's cheap operations) left in float;
@@ -30,31 +30,15 @@ from .runtimes import NNCF_VARIANTS
 # name -> OpenVINO op types NNCF leaves in float
 VARIANTS: dict[str, list[str]] = {"ov_nncf": [], "ov_nncf_nodw": ["GroupConvolution"]}
 assert set(VARIANTS) == set(NNCF_VARIANTS)
-IMAGE_LIST = "calibration_images.json"
 
 
-def calibration_image_indices(run: Any, labels: np.ndarray, drawn: np.ndarray) -> tuple[np.ndarray, str]:
-    """Dataset indices of the images ORT's variants calibrated on, and where that came from.
+def calibration_image_indices(run: Any) -> np.ndarray:
+    """Row indices of the images ORT's variants set their ranges on (the range set of 02's image
+    list, ``calibrate_images.FILE``), into the image set 02 drew them from."""
+    from . import calibrate_images
 
-    02 writes them to ``artifacts/calibration_images.json`` (key ``calibration_indices``, or
-    ``indices``); without that file they are chosen here the way 02 chooses them: ``drawn`` (the
-    class-balanced seeded draw of ``data.calibration_set``) minus ``calibrate.split_holdout``'s
-    hold-out. ``labels``: the labels of the split the images come from.
-    """
-    from .jsonio import read_json
-
-    path = run.artifact(IMAGE_LIST)
-    if path.exists():
-        doc = read_json(path)
-        for key in ("calibration_indices", "indices"):
-            if isinstance(doc, dict) and key in doc:
-                return np.asarray(doc[key], dtype=np.int64), IMAGE_LIST
-    from .calibrate import split_holdout
-
-    c = run.params.calibrate
-    drawn = np.asarray(drawn, dtype=np.int64)
-    rest, _ = split_holdout(np.asarray(labels)[drawn], c.holdout_images, c.seed)
-    return drawn[rest], "chosen as 02 chooses them (no calibration_images.json)"
+    doc = calibrate_images.read(run.require(calibrate_images.FILE, "02_calibrate"))
+    return np.asarray(doc["calibration_indices"], dtype=np.int64)
 
 
 def quantize(model_path: str | Path, images: Any, indices: np.ndarray, out_dir: str | Path,
@@ -91,9 +75,10 @@ def quantize_run(run: Any) -> dict:
 
     p = run.params
     model = run.require("model.onnx", "01_export")
-    images, drawn = data.calibration_set(p, data.preprocess_for(p), show_progress=False)
-    indices, source = calibration_image_indices(run, np.asarray(images.labels), drawn)
-    result = {"images": int(len(indices)), "source": source, "preset": "performance",
+    images, _ = data.calibration_set(p, data.preprocess_for(p), show_progress=False)  # the set 02 drew from
+    indices = calibration_image_indices(run)
+    result = {"images": int(len(indices)), "source": "the range set of calibration_images.json (as ORT's variants)",
+              "preset": "performance",
               "variants": quantize(model, images, indices, run.artifacts)}
     write_json(run.artifact("calibration_nncf.json"), result)
     return result

@@ -195,18 +195,15 @@ def test_nncf_variants_are_ir_files_calibrated_on_the_given_images(tiny_onnx):
         assert got.shape == ref.shape and np.abs(got - ref).max() < 0.5 * np.abs(ref).max() + 1e-3
 
 
-def test_nncf_uses_02s_image_list_when_it_exists(tmp_path):
-    from ghostlab import calibrate_nncf
-    from ghostlab.calibrate import split_holdout
-    from ghostlab.jsonio import write_json
+def test_nncf_calibrates_on_the_range_set_of_02s_image_list(tmp_path):
+    from ghostlab import calibrate_images, calibrate_nncf
+    from ghostlab.errors import RunError
 
-    params = SimpleNamespace(calibrate=SimpleNamespace(num_images=12, seed=0, holdout_images=4))
-    run = SimpleNamespace(params=params, artifact=lambda name: tmp_path / name)
-    labels = np.repeat(np.arange(3), 10)
-    drawn = np.arange(0, 30, 2)[:12]
-    got, source = calibrate_nncf.calibration_image_indices(run, labels, drawn)
-    rest, held = split_holdout(labels[drawn], 4, 0)
-    assert list(got) == list(drawn[rest]) and "02" in source and not set(got) & set(drawn[held])
-    write_json(tmp_path / "calibration_images.json", {"calibration_indices": [7, 8, 9]})
-    got, source = calibrate_nncf.calibration_image_indices(run, labels, drawn)
-    assert list(got) == [7, 8, 9] and source == "calibration_images.json"
+    run = SimpleNamespace(artifact=lambda name: tmp_path / name,
+                          require=lambda name, by: (tmp_path / name) if (tmp_path / name).exists()
+                          else (_ for _ in ()).throw(RunError(f"{name} missing: run {by}")))
+    with pytest.raises(RunError, match="02_calibrate"):
+        calibrate_nncf.calibration_image_indices(run)
+    calibrate_images.write(tmp_path / calibrate_images.FILE, SimpleNamespace(), np.array([7, 8, 9]),
+                           np.array([1, 2]), "demo", "eval", 0)
+    assert list(calibrate_nncf.calibration_image_indices(run)) == [7, 8, 9]  # the hold-out stays out
