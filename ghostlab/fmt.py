@@ -319,7 +319,11 @@ def label(key: str) -> str:
     if key in LABELS:
         return LABELS[key]
     for pattern, repl in _KEY_PATTERNS:
-        if re.match(pattern, key):
+        m = re.match(pattern, key)
+        if m:
+            subject = m.group(1) or ""
+            if subject and not is_candidate(subject):  # comparison_val_top1 -> comparison val top-1 (%)
+                key = key.replace(subject, subject.replace("_", " "), 1)
             return re.sub(pattern, repl, key)
     if " " in key or is_candidate(key):
         return key

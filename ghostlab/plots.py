@@ -27,12 +27,14 @@ _LONG_TOKEN = re.compile(r"\S{28,}")
 _ROW_LABELS = ("result", "what", "fact", "item", "setting", "metric")
 
 
-def _breakable(text: str) -> str:
-    """Escaped text where long tokens (paths, node names) may wrap after / . _ : so a table fits its box."""
+def _breakable(text: str, longer_than: int = 28) -> str:
+    """Escaped text where long tokens (paths, node names, candidate names in headers) may wrap after
+    / . _ : so a table fits its box."""
     def soft(m: re.Match) -> str:
         return re.sub(r"[/._:,=]", lambda c: c.group(0) + "\x00", m.group(0))
 
-    return html.escape(_LONG_TOKEN.sub(soft, text)).replace("\x00", "<wbr>")
+    pattern = _LONG_TOKEN if longer_than == 28 else re.compile(rf"\S{{{longer_than},}}")
+    return html.escape(pattern.sub(soft, text)).replace("\x00", "<wbr>")
 
 
 def html_table(rows: Iterable[dict], digits: int = 3, caption: str | None = None) -> str:
@@ -56,7 +58,7 @@ def html_table(rows: Iterable[dict], digits: int = 3, caption: str | None = None
     cells = [[fmt.cell(r.get(c), context(r, str(c)), digits) for c in cols] for r in rows]
     numeric = [all(num for (text, num) in (row[i] for row in cells) if text != fmt.MISSING) and
                any(row[i][1] for row in cells) for i in range(len(cols))]
-    head = "".join(f"<th{' class=num' if n else ''}>{html.escape(fmt.label(str(c)))}</th>"
+    head = "".join(f"<th{' class=num' if n else ''}>{_breakable(fmt.label(str(c)), 6)}</th>"
                    for c, n in zip(cols, numeric))
     body = "".join("<tr>" + "".join(("<td class='num'>" if num else "<td>") + _breakable(text) + "</td>"
                                     for text, num in row) + "</tr>" for row in cells)
