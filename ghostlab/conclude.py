@@ -61,6 +61,11 @@ def calibrate(artifacts: Path) -> str:
            f"{fmt.accuracy(100 * hb['top1_agreement'])} of the hold-out images (mean KL {fmt.number(hb['mean_kl'])})"
            + (f", keeping {fmt.count(len(best['nodes_to_exclude']))} nodes in fp32" if best.get("nodes_to_exclude") else "")
            + "."]
+    agreement = {d["holdout"].get("top1_agreement") for d in docs}
+    if len(agreement) == 1:
+        out = [f"Every int8 variant agrees with fp32's top-1 on {fmt.accuracy(100 * agreement.pop())} of the "
+               f"hold-out images; int8_{best['variant']}'s outputs are closest (mean KL {fmt.number(hb['mean_kl'])})."]
+        return " ".join(out)
     if worst is not best and key(worst) < key(best):
         hw = worst["holdout"]
         tensors = [t for t in worst.get("sqnr") or [] if t.get("quantized") and t.get("local_sqnr_db") is not None]
@@ -113,7 +118,7 @@ def benchmark(artifacts: Path) -> str:
     if int8:
         best = max(int8, key=lambda r: r["ratio_vs_fp32"])
         if best["ratio_vs_fp32"] < 1:
-            sentence = (f"int8 in ONNX Runtime loses here: the best int8 model, {best['model']}, is "
+            sentence = (f"int8 loses here: the best int8 candidate, {best['model']}, is "
                         f"{fmt.faster(best['ratio_vs_fp32'], 'fp32')}")
             where_lost = int8_loss(bench, best["model"])
             out.append(sentence + (f"; {where_lost}" if where_lost else "") + ".")
@@ -124,13 +129,13 @@ def benchmark(artifacts: Path) -> str:
 
 def int8_loss(bench: dict, model: str) -> str | None:
     """Where an int8 model loses its time against fp32, from the benchmark's per-part profile:
-    ``most of it on cheap depthwise op (1.80 ms against fp32's 0.186 ms per image, ORT profiler)``."""
+    ``most of it on cheap depthwise op (1.80 ms against fp32's 0.186 ms per image, per-part profile in 03)``."""
     parts = ((bench.get("profile") or {}).get("models")) or {}
     lost = _biggest_loss(parts.get(model), parts.get("fp32"))
     if not lost:
         return None
     part, q, f = lost
-    return f"most of it on {part} ({fmt.ms(q)} against fp32's {fmt.ms(f)} per image, ORT profiler)"
+    return f"most of it on {part} ({fmt.ms(q)} against fp32's {fmt.ms(f)} per image, per-part profile in 03)"
 
 
 def _ratio(rows: list[dict], model: str, key: str) -> float | None:
@@ -175,5 +180,5 @@ def evaluate(artifacts: Path, max_drop: float | None = None) -> str:
                        + (f": {', '.join(within)}." if within else "."))
     rec = ev.get("recommendation")
     if isinstance(rec, dict) and rec.get("candidate"):
-        out.append(f"Recommended: {rec['candidate']}" + (f", {rec['reason']}" if rec.get("reason") else "") + ".")
+        out.append(f"Recommended: {rec['candidate']}" + (f" — {rec['reason']}" if rec.get("reason") else "") + ".")
     return " ".join(out)
