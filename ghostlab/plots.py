@@ -89,8 +89,8 @@ def alt_text(fig: Figure) -> str:
         parts.append(sup)
     for ax in fig.axes:
         bits = [t for t in (ax.get_title(), ax.get_title("left")) if t]
-        if ax.get_xlabel() or ax.get_ylabel():
-            bits.append(f"{ax.get_ylabel() or 'value'} against {ax.get_xlabel() or 'position'}")
+        if ax.get_xlabel() and ax.get_ylabel():
+            bits.append(f"{ax.get_ylabel()} against {ax.get_xlabel()}")
         if bits:
             parts.append(": ".join(bits))
     return ("Figure: " + "; ".join(dict.fromkeys(p.replace("\n", " ") for p in parts)))[:600] if parts else "Figure"
@@ -482,7 +482,11 @@ def bench_throughput(rows: list[dict]) -> Figure:
     axes[0].set_ylabel("images / s (median round)")
     axes[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)  # beside, not over, the data
     fig.tight_layout()
-    return fig
+    top = max(rows, key=lambda r: r["img_s"], default=None)
+    return describe(fig, "Line chart of images per second against batch size, one line per candidate, one panel per "
+                    "setting (" + "; ".join(_bench_setting_label(t, k) for t, k in settings) + ")"
+                    + (f". Highest: {top['model']}, {fmt.img_s(top['img_s'])} at batch {top['batch']}, "
+                       f"{_bench_setting_label(top['threads'], top['sessions'])}." if top else "."))
 
 
 def bench_latency(rows: list[dict], batch: int = 1) -> Figure:
@@ -509,6 +513,10 @@ def bench_latency(rows: list[dict], batch: int = 1) -> Figure:
         ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel(f"latency per inference at batch {batch} (ms, log)")
+    best = min(rows, key=lambda r: r.get("p50_ms") or float("inf"), default=None)
+    describe(fig, f"Box plots of per-inference latency at batch {batch}, one box per candidate, one panel per setting"
+             + (f"; lowest median: {best['model']}, {fmt.ms(best['p50_ms'])} "
+                f"({_bench_setting_label(best['threads'], best['sessions'])})." if best and best.get("p50_ms") else "."))
     if not rows:
         axes[0].text(0.5, 0.5, f"batch {batch} was not measured", ha="center", va="center",
                      transform=axes[0].transAxes)
@@ -544,7 +552,10 @@ def bench_speedup(rows: list[dict]) -> Figure:
         ax.text(0.5, 0.5, "no int8 model in this run", ha="center", va="center", transform=ax.transAxes)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return fig
+    best = max(int8, key=lambda r: r["ratio_vs_fp32"], default=None)
+    return describe(fig, "Bar chart of each int8 candidate's throughput over fp32 in every grid cell (above 1: faster)"
+                    + (f"; best: {best['model']}, {fmt.ratio(best['ratio_vs_fp32'])} at batch {best['batch']}, "
+                       f"{_bench_setting_label(best['threads'], best['sessions'])}." if best else ": no int8 model."))
 
 
 def bench_parts(profile: dict | None, models: list[str | None] | None = None) -> Figure:
@@ -569,7 +580,10 @@ def bench_parts(profile: dict | None, models: list[str | None] | None = None) ->
         ax.text(0.5, 0.5, "no profile in this run (benchmark.profile)", ha="center", va="center",
                 transform=ax.transAxes)
     fig.tight_layout()
-    return fig
+    return describe(fig, "Horizontal bars of time per image by GhostNet part for " + (", ".join(names) or "no model")
+                    + "; per part and candidate: " + "; ".join(
+                        f"{p}: " + ", ".join(f"{n} {fmt.ms(data[n].get(p, 0.0))}" for n in names) for p in parts[::-1][:4])
+                    + ("; …" if len(parts) > 4 else "") + ".")
 
 
 # ---- 02_calibrate ----
@@ -632,4 +646,11 @@ def sqnr_by_depth(tensors: dict[str, list[dict]], title: str = "Per-tensor SQNR 
                    bbox_to_anchor=(0.5, 1.0))
     fig.suptitle(title, y=1.04 if handles else 1.0)
     fig.tight_layout()
-    return fig
+    worst = {}
+    for name in names:
+        pts = [r for r in tensors[name] if r["quantized"] and math.isfinite(r.get("local_sqnr_db") or math.nan)]
+        if pts:
+            worst[name] = min(pts, key=lambda r: r["local_sqnr_db"])
+    return describe(fig, "Scatter of each quantized tensor's SQNR (dB) against its depth in the graph, coloured by "
+                    "GhostNet part, one panel per variant, with the activation SQNR against fp32 as a line; lowest: "
+                    + "; ".join(f"{n} {fmt.db(r['local_sqnr_db'])} ({r['role']})" for n, r in worst.items()) + ".")
