@@ -19,7 +19,8 @@ on a shared machine (other jobs, clock changes) hits every model alike. A round 
 ``images_per_round`` images per model (several inferences at small batch sizes).
 
 Per cell and model (``summarize_cell``):
-- latency percentiles p50/p90/p99 over every timed inference (ms per batch);
+- latency percentiles p50/p90 over every timed inference (ms per batch), and p99 only from
+  100 samples or more; with fewer the tail shown is the maximum, labelled "max of N" (``tail``);
 - throughput ``img_s``: the median over rounds of images / wall time of the round;
 - ``ratio_vs_fp32``: the median over rounds of (model's img/s) / (fp32's img/s) *in the same
   round*: paired, so a slow spell that hits a round hits both sides of its ratio.
@@ -29,9 +30,14 @@ Roofline (``peak_macs_per_s``): a model uses ``macs_per_image x img_s`` MAC/s of
 estimated peak of ``MACs per cycle per core x GHz x cores used``, where, per core and cycle,
 fp32 does ``FMA lanes x FMA units`` MACs (lanes 16 with AVX-512, 8 with AVX2/FMA, 4 otherwise;
 2 FMA units) and int8 does 4x the fp32 lanes with VNNI (``vpdpbusd``: 4 u8 x s8 products per
-32-bit lane), 2x without (``vpmaddubsw`` + ``vpmaddwd``), and 1024 with AMX-INT8. This is an
-optimistic upper bound from the ISA and the nominal clock: depthwise and 1x1 convolutions on
-small feature maps are memory-bound, so a few percent is normal for GhostNet.
+32-bit lane), 2x without (``vpmaddubsw`` + ``vpmaddwd``), and 1024 with AMX-INT8; CPUs whose
+flags mislead (AMD Zen 4 runs AVX-512 on 256-bit units: 16 fp32 / 64 int8, not 32 / 128) come
+from ``MICROARCHITECTURES`` instead. The clock (``clock``) is cpufreq's cpuinfo_max_freq where the
+kernel exposes it, else the first "cpu MHz" of /proc/cpuinfo, a current reading; the report names
+which. Beside this ISA figure stands a measured roof (``gemm_roofs``): the best rate ONNX Runtime
+reaches on a large dense MatMul, fp32 and int8 (QDQ, u8 x s8), on the same thread counts. Both
+are upper bounds: depthwise and 1x1 convolutions on small feature maps are memory-bound, so a
+few percent of the ISA peak is normal for GhostNet.
 
 ``artifacts/benchmark.json`` (``write_json`` of ``run_benchmark``'s result)::
 
@@ -46,15 +52,20 @@ small feature maps are memory-bound, so a few percent is normal for GhostNet.
                              "inference_precision": "f32" | "bf16" | null,          # OpenVINO's hint
                              "path": "<file in artifacts/>" | null, "activation_type": "uint8" | "int8" | null,
                              "weight_type": "int8" | "uint8" | null, "macs": int, "size_mb": float}},
-      "peak": {"ghz": float, "fp32_macs_per_cycle_per_core": int,
-               "int8_macs_per_cycle_per_core": int, "formula": str},
+      "peak": {"ghz": float, "clock_source": str,   # cpuinfo_max_freq, or /proc/cpuinfo's current reading
+               "microarchitecture": str | null,     # a MICROARCHITECTURES row, null: the ISA rule
+               "fp32_macs_per_cycle_per_core": int, "int8_macs_per_cycle_per_core": int, "formula": str,
+               "measured": {"runtime": "onnxruntime", "shape_mkn": [M, K, N],   # null: no ORT model timed
+                            "fp32": {"<threads>": GMAC/s}, "int8": {"<threads>": GMAC/s}}},
       "results": [                  # one row per model and grid cell
         {"model": "fp32" | "int8_<variant>" | "ov_<...>" | "torch", "kind": ..., "runtime": ...,
          "precision": ...,
          "batch": int, "threads": int,   # intra-op threads per session, resolved (0 -> cores)
          "sessions": int,                # parallel sessions (1: a single session)
          "all_cores": bool,              # threads x sessions == cores
-         "p50_ms": float, "p90_ms": float, "p99_ms": float, "mean_ms": float,  # per inference
+         "p50_ms": float, "p90_ms": float, "mean_ms": float,  # per inference
+         "p99_ms": float | null,        # only from >= 100 samples
+         "max_ms": float, "tail": "p99" | "max of N",   # which tail the tables show
          "img_s": float, "ratio_vs_fp32": float | null, "ratio_vs_fp32_iqr": [q25, q75] | null,
          "ratio_vs_torch": float | null, "gmac_s": float, "peak_gmac_s": float,
          "peak_fraction": float, "samples": int, "latencies_ms": [float], "round_img_s": [float]}
@@ -97,13 +108,28 @@ from .runtimes import Candidate, onnx_candidate, s8s8_warning, set_torch_threads
 
 VERSION = 1
 RESULT_KEYS = ("model", "kind", "runtime", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
-               "p99_ms", "mean_ms", "img_s", "ratio_vs_fp32", "ratio_vs_fp32_iqr", "ratio_vs_torch", "gmac_s",
+               "p99_ms", "max_ms", "tail", "mean_ms", "img_s", "ratio_vs_fp32", "ratio_vs_fp32_iqr", "ratio_vs_torch", "gmac_s",
                "peak_gmac_s", "peak_fraction", "samples", "latencies_ms", "round_img_s")
 FMA_UNITS = 2
 AMX_INT8_MACS_PER_CYCLE = 1024
-PEAK_FORMULA = ("peak MAC/s = MACs per cycle per core x GHz x cores used; fp32: FMA lanes (16 AVX-512, "
-                "8 AVX2, 4 SSE) x 2 FMA units; int8: 4x the fp32 lanes with VNNI, 2x without, "
-                "1024 with AMX-INT8")
+# MACs per cycle per core where the ISA flags mislead: (vendor, family, model numbers, name, fp32, int8).
+# AMD Zen 4 has AVX-512 and VNNI but runs them on 256-bit units: 2 x 8 fp32 FMA lanes = 16 and 4 x that
+# = 64 int8 (vpdpbusd), not the 32 / 128 the flags suggest; Zen and Zen+ have 128-bit FMA units.
+# Unlisted CPUs get the ISA rule (module docstring).
+MICROARCHITECTURES = (
+    ("AuthenticAMD", 23, range(0x00, 0x30), "Zen / Zen+", 8, 16),
+    ("AuthenticAMD", 23, range(0x30, 0x100), "Zen 2", 16, 32),
+    ("AuthenticAMD", 25, (*range(0x00, 0x10), *range(0x20, 0x60)), "Zen 3", 16, 32),
+    ("AuthenticAMD", 25, (*range(0x10, 0x20), *range(0x60, 0x80), *range(0xA0, 0xB0)), "Zen 4", 16, 64),
+    ("AuthenticAMD", 26, (*range(0x00, 0x20), *range(0x40, 0x50)), "Zen 5 (512-bit units)", 32, 128),
+)
+PEAK_FORMULA = ("ISA peak MAC/s = MACs per cycle per core x GHz x cores used; MACs per cycle from the "
+                "microarchitecture table where the CPU is listed (Zen 4: 16 fp32, 64 int8), else fp32: FMA lanes "
+                "(16 AVX-512, 8 AVX2, 4 SSE) x 2 FMA units; int8: 4x the fp32 lanes with VNNI, 2x without, "
+                "1024 with AMX-INT8. GEMM roof: the best dense MatMul rate ONNX Runtime measured here on the "
+                "same threads")
+P99_MIN_SAMPLES = 100  # fewer samples: the 99th percentile is the maximum, reported as "max of N"
+GEMM_SHAPE = (256, 1024, 1024)  # M x K x N of the measured roof: 0.27 GMAC per run
 QUICK = {"warmup": 1, "rounds": 2, "images_per_round": 1, "max_batch_sizes": 2}
 
 
@@ -330,10 +356,21 @@ def _rotated(items: Sequence, r: int) -> list:
 # ---------------------------------------------------------------- summaries
 
 def percentiles_ms(latencies: Sequence[float]) -> dict:
-    """p50/p90/p99 and mean of latencies given in seconds, in milliseconds (linear interpolation)."""
+    """p50/p90, mean and max of latencies given in seconds, in milliseconds (linear interpolation).
+
+    p99 only from ``P99_MIN_SAMPLES`` samples or more: from 10-20 it is the maximum under another
+    name. ``tail`` says which the tables show: "p99", or "max of N" (then ``p99_ms`` is None).
+    """
     a = np.asarray(latencies, dtype=np.float64) * 1e3
     p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99), "mean_ms": float(a.mean())}
+    enough = len(a) >= P99_MIN_SAMPLES
+    return {"p50_ms": float(p50), "p90_ms": float(p90), "p99_ms": float(p99) if enough else None,
+            "max_ms": float(a.max()), "tail": "p99" if enough else f"max of {len(a)}", "mean_ms": float(a.mean())}
+
+
+def tail_ms(row: dict) -> float:
+    """The row's tail latency: p99 when it had enough samples, else the maximum (``row["tail"]`` says which)."""
+    return row["p99_ms"] if row.get("p99_ms") is not None else row["max_ms"]
 
 
 def paired_ratio(rounds: Sequence[Round], reference: Sequence[Round]) -> tuple[float, list[float]]:
@@ -345,8 +382,20 @@ def paired_ratio(rounds: Sequence[Round], reference: Sequence[Round]) -> tuple[f
     return float(q50), [float(q25), float(q75)]
 
 
+def microarchitecture(cpu: dict) -> tuple[str, int, int] | None:
+    """(name, fp32, int8 MACs per cycle per core) from ``MICROARCHITECTURES``; None: not listed."""
+    for vendor, family, models, name, fp32, int8 in MICROARCHITECTURES:
+        if cpu.get("vendor") == vendor and cpu.get("family") == family and cpu.get("model_number") in models:
+            return name, fp32, int8
+    return None
+
+
 def peak_macs_per_cycle(cpu: dict, precision: str) -> int:
-    """MACs one core can start per cycle for ``precision`` (see the module docstring)."""
+    """MACs one core can start per cycle for ``precision``: the microarchitecture table where the
+    CPU is listed, else the ISA rule (see the module docstring)."""
+    known = microarchitecture(cpu)
+    if known:
+        return known[2] if precision == "int8" else known[1]
     flags = cpu.get("flags", {})
     lanes = 16 if flags.get("avx512f") else 8 if (flags.get("avx2") or flags.get("fma")) else 4
     fp32 = lanes * FMA_UNITS
@@ -357,9 +406,88 @@ def peak_macs_per_cycle(cpu: dict, precision: str) -> int:
     return fp32 * (4 if cpu.get("vnni") else 2)
 
 
+def clock(cpu: dict) -> tuple[float, str]:
+    """The GHz the ISA peak is computed at, and where that figure comes from."""
+    if cpu.get("max_mhz"):
+        return cpu["max_mhz"] / 1e3, "cpuinfo_max_freq (the highest clock cpufreq reports)"
+    if cpu.get("mhz"):
+        return cpu["mhz"] / 1e3, '/proc/cpuinfo "cpu MHz" (a current reading, not a rated clock)'
+    return 0.0, "unknown"
+
+
 def peak_macs_per_s(cpu: dict, precision: str, cores_used: int) -> float:
-    ghz = (cpu.get("mhz") or 0.0) / 1e3
-    return peak_macs_per_cycle(cpu, precision) * ghz * 1e9 * cores_used
+    return peak_macs_per_cycle(cpu, precision) * clock(cpu)[0] * 1e9 * cores_used
+
+
+def _gemm_models(folder: Path) -> dict[str, Path]:
+    """A MatMul with constant weights (``GEMM_SHAPE``), fp32 and as the int8 variants run it
+    (QDQ: uint8 activations, int8 weights; ORT fuses it into one integer GEMM)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m, k, n = GEMM_SHAPE
+    w = (np.random.default_rng(0).standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    ws = float(np.abs(w).max() / 127)
+    io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", k])],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", n])])
+    const = numpy_helper.from_array
+    graphs = {
+        "fp32": helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm_fp32", *io,
+                                  [const(w, "w")]),
+        "int8": helper.make_graph([
+            helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+            helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+            helper.make_node("MatMul", ["xd", "wd"], ["yf"]),
+            helper.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["yq"]),
+            helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"]),
+        ], "gemm_int8", *io, [
+            const(np.clip(np.round(w / ws), -127, 127).astype(np.int8), "wq"), const(np.float32(ws), "ws"),
+            const(np.int8(0), "wz"), const(np.float32(8 / 255), "xs"), const(np.uint8(128), "xz"),
+            const(np.float32(np.sqrt(k) / 255), "ys"), const(np.uint8(128), "yz")]),
+    }
+    paths = {}
+    for precision, graph in graphs.items():
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+        model.ir_version = 8
+        paths[precision] = folder / f"gemm_{precision}.onnx"
+        onnx.save(model, str(paths[precision]))
+    return paths
+
+
+def gemm_roofs(threads: Sequence[int], seconds: float = 0.5, spin: bool = False) -> dict:
+    """The measured roof: the best dense GEMM rate (GMAC/s) ONNX Runtime reaches on this machine,
+    fp32 and int8, per intra-op thread count (the fastest of the runs in ``seconds``)."""
+    import tempfile
+
+    m, k, n = GEMM_SHAPE
+    x = np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)
+    out: dict = {"runtime": "onnxruntime", "shape_mkn": list(GEMM_SHAPE), "fp32": {}, "int8": {}}
+    with tempfile.TemporaryDirectory(prefix="ghostlab-gemm-") as tmp:
+        for precision, path in _gemm_models(Path(tmp)).items():
+            for t in sorted(set(threads)):
+                run = onnx_candidate(f"gemm_{precision}", path).session(t, spin=spin)
+                run(x)  # warm-up
+                best, end = float("inf"), time.perf_counter() + seconds
+                while time.perf_counter() < end:
+                    t0 = time.perf_counter()
+                    run(x)
+                    best = min(best, time.perf_counter() - t0)
+                out[precision][str(t)] = m * k * n / best / 1e9
+    return out
+
+
+def measured_roof_gmac_s(result: dict, row: dict) -> float | None:
+    """The GEMM roof for a result row: ONNX Runtime rows only, at the row's threads (K sessions of
+    one thread: K x the one-thread roof); None where nothing was measured."""
+    roofs = (result.get("peak") or {}).get("measured") or {}
+    runtime = row.get("runtime") or ("onnxruntime" if row.get("kind") == "onnx" else row.get("kind"))
+    if runtime != roofs.get("runtime"):
+        return None
+    by_threads = roofs.get(row.get("precision"), {})
+    sessions = row.get("sessions", 1)
+    rate = by_threads.get(str(row["threads"] if sessions == 1 else 1))
+    return rate * sessions if rate else None
 
 
 def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence[BenchModel],
@@ -669,6 +797,12 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
         cache.clear()
         _restore_torch_threads(cpu["cores"])
     rows.sort(key=lambda r: cells.index(Cell(r["batch"], r["threads"], r["sessions"])))
+    roofs = None
+    if any(m.runtime == "onnxruntime" for m in models):
+        if progress:
+            progress("measuring the GEMM roof")
+        roofs = gemm_roofs({c.threads for c in cells} | {1}, seconds=0.1 if settings["quick"] else 0.3,
+                           spin=bench.spin)
     profile = None
     if bench.profile and any(m.runtime in ("onnxruntime", "openvino") for m in models):
         if progress:
@@ -689,10 +823,11 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
         "cpu": cpu,
         "settings": settings,
         "models": facts,
-        "peak": {"ghz": (cpu.get("mhz") or 0) / 1e3,
+        "peak": {"ghz": clock(cpu)[0], "clock_source": clock(cpu)[1],
+                 "microarchitecture": (microarchitecture(cpu) or [None])[0],
                  "fp32_macs_per_cycle_per_core": peak_macs_per_cycle(cpu, "fp32"),
                  "int8_macs_per_cycle_per_core": peak_macs_per_cycle(cpu, "int8"),
-                 "formula": PEAK_FORMULA},
+                 "formula": PEAK_FORMULA, "measured": roofs},
         "results": rows,
         "headline": headline(rows, cpu["cores"], bench.headline_batch),
         "profile": profile,
@@ -754,7 +889,7 @@ def machine_rows(result: dict) -> list[dict]:
     return [
         {"fact": "CPU", "value": cpu.get("model")},
         {"fact": "cores available", "value": cpu.get("cores")},
-        {"fact": "clock (MHz, nominal)", "value": cpu.get("mhz")},
+        *peak_rows(result),
         {"fact": "ISA flags", "value": flags},
         {"fact": "VNNI (fast int8)", "value": "yes" if cpu.get("vnni") else "no"},
         {"fact": "input", "value": "1×" + "×".join(map(str, result["input_shape"])) + " per image"},
@@ -766,6 +901,27 @@ def machine_rows(result: dict) -> list[dict]:
             f"{v[0]:.2f}" for v in (result["load_average"]["before"], result["load_average"]["after"]))},
         {"fact": "measured in", "value": f"{result['seconds']:.1f} s"},
     ]
+
+
+def peak_rows(result: dict) -> list[dict]:
+    """Where the roofs come from: the clock and its source, MACs per cycle (table or ISA rule), the
+    measured GEMM roof."""
+    peak, cpu = result.get("peak") or {}, result["cpu"]
+    ident = " ".join(str(v) for v in (cpu.get("vendor"), cpu.get("family") and f"family {cpu['family']}",
+                                        cpu.get("model_number") is not None and f"model {cpu['model_number']}") if v)
+    rows = [{"fact": "clock for the ISA peak", "value": f"{1e3 * peak.get('ghz', 0):.0f} MHz from "
+                                                        f"{peak.get('clock_source', 'unknown')}"},
+            {"fact": "MACs per cycle per core (fp32 / int8)",
+             "value": f"{peak.get('fp32_macs_per_cycle_per_core')} / {peak.get('int8_macs_per_cycle_per_core')} "
+                      + (f"({peak['microarchitecture']}: microarchitecture table, {ident})"
+                         if peak.get("microarchitecture") else f"(from the ISA flags; {ident or 'CPU'} not in "
+                                                                 f"the microarchitecture table)")}]
+    roofs = peak.get("measured")
+    if roofs:
+        rows.append({"fact": "measured GEMM roof (GMAC/s, ONNX Runtime)", "value": "; ".join(
+            f"{p} " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {v:.0f}" for t, v in roofs[p].items())
+            for p in ("fp32", "int8"))})
+    return rows
 
 
 def model_rows(result: dict) -> list[dict]:
@@ -783,7 +939,8 @@ def warning_rows(result: dict) -> list[dict]:
 def result_rows(result: dict) -> list[dict]:
     """The full table: one row per cell and model."""
     return [{"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
-             "p50 ms": r["p50_ms"], "p90 ms": r["p90_ms"], "p99 ms": r["p99_ms"], "img/s": r["img_s"],
+             "p50 ms": r["p50_ms"], "p90 ms": r["p90_ms"], "tail": r.get("tail", "p99"), "tail ms": tail_ms(r),
+             "img/s": r["img_s"],
              "× fp32": r["ratio_vs_fp32"], "× torch": r["ratio_vs_torch"], "samples": r["samples"]}
             for r in result["results"]]
 
@@ -857,9 +1014,15 @@ def headline_value_rows(result: dict) -> list[dict]:
 
 
 def roofline_rows(result: dict) -> list[dict]:
-    """MAC rate each model reaches against the estimated peak of the cores it used."""
-    return [{"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
-             "GMAC/s": r["gmac_s"], "peak GMAC/s": r["peak_gmac_s"],
-             "% of peak": 100 * r["peak_fraction"] if r["peak_fraction"] is not None else None}
-            for r in result["results"] if r["sessions"] == 1 and r["threads"] == max(
-                x["threads"] for x in result["results"] if x["sessions"] == 1)]
+    """MAC rate each model reaches against the ISA peak of the cores it used and, beside it, the
+    GEMM roof ONNX Runtime measured on the same threads."""
+    rows = []
+    for r in result["results"]:
+        if r["sessions"] != 1 or r["threads"] != max(x["threads"] for x in result["results"] if x["sessions"] == 1):
+            continue
+        roof = measured_roof_gmac_s(result, r)
+        rows.append({"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
+                     "GMAC/s": r["gmac_s"], "ISA peak GMAC/s": r["peak_gmac_s"],
+                     "% of ISA peak": 100 * r["peak_fraction"] if r["peak_fraction"] is not None else None,
+                     "GEMM roof GMAC/s": roof, "% of GEMM roof": 100 * r["gmac_s"] / roof if roof else None})
+    return rows

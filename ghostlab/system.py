@@ -15,8 +15,14 @@ PACKAGES = ("ghostlab", "torch", "torchvision", "timm", "onnx", "onnxruntime", "
 
 
 def cpu_info() -> dict:
-    """CPU model, core count, clock and the ISA flags that decide int8 speed."""
+    """CPU model, core count, clock and the ISA flags that decide int8 speed.
+
+    ``mhz`` is the first "cpu MHz" line of /proc/cpuinfo: a current reading, not a rated clock;
+    ``max_mhz`` is the kernel's cpuinfo_max_freq when cpufreq exposes it (None in most VMs).
+    ``vendor``, ``family`` and ``model_number`` name the microarchitecture (bench's roof table).
+    """
     model, flags, mhz = platform.processor() or "unknown", set(), None
+    ident: dict = {"vendor": None, "family": None, "model_number": None}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -27,14 +33,26 @@ def cpu_info() -> dict:
                 flags = set(value.split())
             elif key == "cpu MHz" and mhz is None:
                 mhz = float(value)
+            elif key == "vendor_id" and ident["vendor"] is None:
+                ident["vendor"] = value.strip()
+            elif key == "cpu family" and ident["family"] is None and value.strip().isdigit():
+                ident["family"] = int(value)
+            elif key == "model" and ident["model_number"] is None and value.strip().isdigit():
+                ident["model_number"] = int(value)
     except OSError:
         pass
+    try:
+        max_mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e3
+    except (OSError, ValueError):
+        max_mhz = None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "model": model,
         "machine": platform.machine(),
         "cores": cores,
         "mhz": mhz,
+        "max_mhz": max_mhz,
+        **ident,
         "flags": {f: f in flags for f in ISA_FLAGS},
         "vnni": bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags),
     }

@@ -65,8 +65,19 @@ def test_percentiles_on_known_latencies():
     p = bench.percentiles_ms(lat)
     assert p["p50_ms"] == pytest.approx(50.5)
     assert p["p90_ms"] == pytest.approx(90.1)
-    assert p["p99_ms"] == pytest.approx(99.01)
-    assert p["mean_ms"] == pytest.approx(50.5)
+    assert p["p99_ms"] == pytest.approx(99.01) and p["tail"] == "p99"
+    assert p["mean_ms"] == pytest.approx(50.5) and p["max_ms"] == pytest.approx(100.0)
+
+
+def test_p99_only_from_100_samples_else_the_max_says_so():
+    # from 20 samples the "p99" was the maximum under another name
+    p = bench.percentiles_ms(np.arange(1, 21) / 1e3)
+    assert p["p99_ms"] is None and p["tail"] == "max of 20" and p["max_ms"] == pytest.approx(20.0)
+    row = {**p, "batch": 8, "threads": 2, "sessions": 1, "model": "fp32", "img_s": 1.0, "ratio_vs_fp32": 1.0,
+           "ratio_vs_torch": None, "samples": 20}
+    (shown,) = bench.result_rows({"results": [row]})
+    assert shown["tail"] == "max of 20" and shown["tail ms"] == pytest.approx(20.0) and "p99 ms" not in shown
+    assert bench.tail_ms(bench.percentiles_ms(np.arange(1, 101) / 1e3)) == pytest.approx(99.01)
 
 
 def _rounds(img_s, batch=8):
@@ -125,6 +136,55 @@ def test_summarize_without_fp32_or_torch_leaves_ratios_empty():
 def test_peak_macs_per_cycle_from_isa(cpu, fp32, int8):
     assert bench.peak_macs_per_cycle(cpu, "fp32") == fp32
     assert bench.peak_macs_per_cycle(cpu, "int8") == int8
+
+
+ZEN4 = {"model": "AMD EPYC 9R14", "machine": "x86_64", "cores": 2, "mhz": 2600.0, "vendor": "AuthenticAMD",
+        "family": 25, "model_number": 17, "vnni": True,
+        "flags": {"avx2": True, "fma": True, "avx512f": True, "avx512_vnni": True, "amx_int8": False}}
+
+
+def test_zen4_peak_comes_from_the_microarchitecture_table_not_the_flags():
+    # AVX-512 on 256-bit units: 16 fp32 and 64 int8 MACs per cycle per core, not 32 / 128
+    assert (bench.peak_macs_per_cycle(ZEN4, "fp32"), bench.peak_macs_per_cycle(ZEN4, "int8")) == (16, 64)
+    assert bench.microarchitecture(ZEN4)[0] == "Zen 4"
+    assert bench.peak_macs_per_s(ZEN4, "fp32", 2) == pytest.approx(16 * 2.6e9 * 2)
+    genoa_x = {**ZEN4, "model_number": 0x11}
+    assert bench.peak_macs_per_cycle(genoa_x, "int8") == 64
+    milan = {**ZEN4, "model_number": 1, "flags": {"avx2": True, "fma": True}, "vnni": False}
+    assert (bench.peak_macs_per_cycle(milan, "fp32"), bench.peak_macs_per_cycle(milan, "int8")) == (16, 32)
+    intel = {**ZEN4, "vendor": "GenuineIntel", "family": 6, "model_number": 143}
+    assert bench.microarchitecture(intel) is None and bench.peak_macs_per_cycle(intel, "fp32") == 32  # ISA rule
+
+
+def test_clock_says_where_it_comes_from():
+    assert bench.clock({**ZEN4, "max_mhz": 3700.0}) == (3.7, "cpuinfo_max_freq (the highest clock cpufreq reports)")
+    ghz, source = bench.clock(ZEN4)
+    assert ghz == pytest.approx(2.6) and "current reading" in source and "cpu MHz" in source
+    assert bench.clock({**ZEN4, "mhz": None}) == (0.0, "unknown")
+
+
+def test_measured_gemm_roof_is_shown_beside_the_isa_peak():
+    result = {"cpu": ZEN4, "results": [
+        {"model": "fp32", "kind": "onnx", "runtime": "onnxruntime", "precision": "fp32", "batch": 8, "threads": 2,
+         "sessions": 1, "gmac_s": 10.0, "peak_gmac_s": 83.2, "peak_fraction": 10 / 83.2},
+        {"model": "int8_a", "kind": "onnx", "runtime": "onnxruntime", "precision": "int8", "batch": 8, "threads": 2,
+         "sessions": 1, "gmac_s": 12.0, "peak_gmac_s": 332.8, "peak_fraction": 12 / 332.8},
+        {"model": "torch", "kind": "torch", "runtime": "torch", "precision": "fp32", "batch": 8, "threads": 2,
+         "sessions": 1, "gmac_s": 4.0, "peak_gmac_s": 83.2, "peak_fraction": 4 / 83.2},
+        {"model": "fp32", "kind": "onnx", "runtime": "onnxruntime", "precision": "fp32", "batch": 8, "threads": 1,
+         "sessions": 2, "gmac_s": 9.0, "peak_gmac_s": 83.2, "peak_fraction": 9 / 83.2}],
+        "peak": {"ghz": 2.6, "clock_source": "x", "microarchitecture": "Zen 4", "fp32_macs_per_cycle_per_core": 16,
+                 "int8_macs_per_cycle_per_core": 64,
+                 "measured": {"runtime": "onnxruntime", "fp32": {"1": 40.0, "2": 80.0}, "int8": {"1": 100.0, "2": 200.0}}}}
+    rows = {r["model"]: r for r in bench.roofline_rows(result)}
+    assert rows["fp32"]["GEMM roof GMAC/s"] == 80.0 and rows["fp32"]["% of GEMM roof"] == pytest.approx(12.5)
+    assert rows["int8_a"]["% of GEMM roof"] == pytest.approx(6.0)
+    assert rows["fp32"]["% of ISA peak"] == pytest.approx(100 * 10 / 83.2)
+    assert rows["torch"]["GEMM roof GMAC/s"] is None  # torch's GEMM was not measured
+    assert bench.measured_roof_gmac_s(result, result["results"][3]) == 80.0  # 2 sessions x the 1-thread roof
+    facts = {r["fact"]: r["value"] for r in bench.peak_rows(result)}
+    assert "16 / 64 (Zen 4" in facts["MACs per cycle per core (fp32 / int8)"]
+    assert facts["measured GEMM roof (GMAC/s, ONNX Runtime)"].startswith("fp32 1 thread 40, 2 threads 80; int8")
 
 
 def test_peak_rate_scales_with_clock_and_cores():
@@ -252,8 +312,8 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     seen = []
     result = bench.run_benchmark(models, params, progress=seen.append)
     cells = bench.grid(bench.effective_settings(params), result["cpu"]["cores"])
-    assert len(seen) == len(cells) + 1 and {c.batch for c in cells} == {1, 4}  # quick: first two batch sizes
-    assert seen[-1] == "profiling by GhostNet part"
+    assert len(seen) == len(cells) + 2 and {c.batch for c in cells} == {1, 4}  # quick: first two batch sizes
+    assert seen[-2:] == ["measuring the GEMM roof", "profiling by GhostNet part"]
     assert len(result["results"]) == len(cells) * len(models)
 
     path = write_json(tmp_path / "benchmark.json", result)
@@ -265,7 +325,8 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     assert back["input_shape"] == [3, 48, 48]
     for row in back["results"]:
         assert set(row) == set(bench.RESULT_KEYS)
-        assert row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["img_s"] > 0
+        assert row["p50_ms"] <= row["p90_ms"] <= row["max_ms"] and row["img_s"] > 0
+        assert row["p99_ms"] is None and row["tail"] == f"max of {row['samples']}"  # a handful of samples
         assert row["samples"] == len(row["latencies_ms"]) == 2 * row["sessions"]  # 2 rounds x 1 run
     assert all(f'"{k}"' in doc for k in bench.RESULT_KEYS)
     assert back["models"]["int8_u8s8"]["activation_type"] == "uint8"
@@ -276,6 +337,10 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     assert back["headline"]["batch"] == 4 and back["headline"]["best_int8"] == "int8_u8s8"
     json.dumps(back, allow_nan=False)  # plain JSON: no NaN sneaks in
 
+    roofs = back["peak"]["measured"]
+    assert set(roofs["fp32"]) == set(roofs["int8"]) == {str(t) for t in {c.threads for c in cells} | {1}}
+    assert all(v > 0 for p in ("fp32", "int8") for v in roofs[p].values())
+    assert any(r["GEMM roof GMAC/s"] for r in bench.roofline_rows(back))
     for rows in (bench.result_rows(back), bench.headline_rows(back), bench.roofline_rows(back),
                  bench.machine_rows(back), bench.model_rows(back), bench.warning_rows(back),
                  bench.headline_value_rows(back)):
