@@ -81,6 +81,9 @@ def verdict(run_dir: Path) -> dict:
         "input_size": (export or {}).get("input_size"),
         "preprocess": (ev or {}).get("preprocess") or (export or {}).get("preprocess"),
         "images": ((ev or {}).get("models", {}).get("fp32") or {}).get("n"),
+        "top1_by_chance": (((ev or {}).get("top_k") or {}).get("chance_percent") or {}).get("top1"),
+        "top1_by_chance": (((ev or {}).get("top_k") or {}).get("chance_percent") or {}).get("top1"),
+        "num_classes": (ev or {}).get("num_classes"),
         "speed_setting": speed_label,
         "speed_size": ((bench or {}).get("input_shape") or [None])[-1],
         "torch_ratio": ((bench or {}).get("headline") or {}).get("fp32_vs_torch"),
@@ -204,6 +207,9 @@ def _verdict_html(run_dir: Path, v: dict) -> str:
         facts.append(e(fmt.millions(v["params"], "params")))
     if v["images"]:
         facts.append(f"accuracy on {e(fmt.count(v['images']))} images at {e(str(v['input_size']))} px")
+    if v.get("top1_by_chance"):  # what guessing reaches: 25 % top-1 on 4 classes is no result
+        facts.append(f"Top-1 by chance: {e(fmt.accuracy(v['top1_by_chance']))} "
+                     f"(1 of {round(100 / v['top1_by_chance'])} classes)")
     if v.get("speed_size") and v["input_size"] and v["speed_size"] != v["input_size"]:
         facts.append(f"<b>speed measured at {v['speed_size']} px, not at the {v['input_size']} px of the accuracy</b>")
     parts = ["<section class='verdict'><h2>Verdict</h2>",
@@ -212,6 +218,9 @@ def _verdict_html(run_dir: Path, v: dict) -> str:
     if v["rows"]:
         caption = (f"Every candidate: accuracy from 04_evaluate; speed from 03_benchmark at {v['speed_setting']}"
                    if v["speed_setting"] else "Every candidate: accuracy from 04_evaluate")
+        if v.get("top1_by_chance") is not None:  # 10 classes: 10 % top-1 by guessing
+            caption += (f". Top-1 by chance: {fmt.accuracy(v['top1_by_chance'])} "
+                        f"(1 of {fmt.count(v['num_classes'])} classes)")
         parts.append(_table(v["rows"], caption=caption))
         notes = []
         if v["preprocess"]:

@@ -28,7 +28,7 @@ def test_index_links_every_report_and_shows_results(tiny_run):
     index = (tiny_run.run_dir / "index.html").read_text()
     for name in tiny_run.results:
         assert f"href='{name}.html'" in index
-    assert "parity_top1_agreement" in index and "data:image/png;base64," in index
+    assert "torch vs ORT: top-1 agreement" in index and "data:image/png;base64," in index  # keys in words
     assert "tiny" in index and "ghostnet_050" in index
 
 
