@@ -24,7 +24,6 @@ from .ghostnet import REFERENCE_ROWS
 
 TOPK = 5
 REFERENCE_MODEL = "fp32"
-PROJECT_IMAGES = 50_000  # ImageNet val: the projection users ask for
 UNITS = {"top1": "percent", "top5": "percent", "agreement": "percent", "top1_drop": "percentage points",
          "top1_drop_ci95": "percentage points", "kl_mean": "nats"}
 
@@ -290,6 +289,7 @@ class Evaluation:
     data: dict
     """Dataset facts: images, evaluated, calibration source and overlap."""
     speed: dict
+    """``pass_facts``: the evaluation pass's wall time only; how fast each model runs is 03_benchmark's."""
     preprocess_spec: dict = field(default_factory=dict)
     """``Preprocess.to_dict()``: resize, crop, interpolation, mean, std."""
     written: list[Path] = field(default_factory=list)
@@ -310,18 +310,20 @@ def evaluation_indices(num_images: int, calibration: np.ndarray | None, exclude:
     return idx
 
 
-def speed_facts(n: int, num_models: int, seconds: float, per_model: dict[str, float]) -> dict:
-    """Images per second through the whole model set and the projected time for 50,000 images."""
-    rate = n / seconds if seconds > 0 else float("nan")
-    return {
-        "images": n,
-        "models": num_models,
-        "seconds": seconds,
-        "images_per_s": rate,
-        "model_images_per_s": {m: (n / s if s > 0 else float("nan")) for m, s in per_model.items()},
-        "projected_images": PROJECT_IMAGES,
-        "projected_seconds": PROJECT_IMAGES / rate if rate == rate and rate > 0 else float("nan"),
-    }
+def pass_facts(n: int, num_models: int, seconds: float) -> dict:
+    """The evaluation pass's wall time (reading the cache included). Not a speed comparison: one
+    unwarmed pass, models not interleaved; how fast each model runs is 03_benchmark's answer."""
+    return {"images": n, "models": num_models, "wall_seconds": seconds}
+
+
+def topk_name(num_classes: int, k: int = TOPK) -> str:
+    """What top-k is called for this many classes: top-C when C <= k (no "top-5" of 4 classes)."""
+    return f"top-{min(k, num_classes)}" if num_classes else f"top-{k}"
+
+
+def chance_percent(k: int, num_classes: int) -> float:
+    """Top-k accuracy a uniform random guess reaches: k/C (top-5 of 10 classes is 50 % by chance)."""
+    return 100.0 * min(k, num_classes) / num_classes if num_classes else float("nan")
 
 
 def _relative_name(path: Path, root: Path) -> str:
@@ -374,8 +376,7 @@ def run(run: Any, progress: bool = True) -> Evaluation:
             continue
         paired[m] = paired_stats(labels, ref.top1, mp.top1, mp.kl_to_reference, p.evaluate.bootstrap, p.evaluate.seed)
         losses[m] = class_losses(labels, ref.top1, mp.top1, names)
-    speed = speed_facts(len(preds), len(candidates), preds.seconds,
-                        {m: mp.seconds for m, mp in preds.models.items()})
+    speed = pass_facts(len(preds), len(candidates), preds.seconds)
     result = Evaluation(p.model.name, len(names), names, preprocess.describe(), preds, acc, paired, losses,
                         info, speed, preprocess_spec=preprocess.to_dict(),
                         candidates={c.name: c.facts() for c in candidates})
@@ -427,8 +428,7 @@ def evaluation_json(ev: Evaluation, models: dict[str, Path] | None = None) -> di
                          or (Path(models[m]).name if models and m in models else None),
                          "size_bytes": facts.get("size_bytes"),
                          "inference_precision": facts.get("inference_precision"),
-                         "predictions": f"predictions_{m}.csv",
-                         "images_per_s": ev.speed["model_images_per_s"].get(m)}
+                         "predictions": f"predictions_{m}.csv"}
     return {
         "model": ev.model_name,
         "num_classes": ev.num_classes,
@@ -439,7 +439,12 @@ def evaluation_json(ev: Evaluation, models: dict[str, Path] | None = None) -> di
         "paired": {m: {**s, "worst_classes": ev.class_losses.get(m, [])} for m, s in ev.paired.items()},
         "reference": [{**r, "same_preprocessing": same_recipe(r, ev.preprocess_spec)}
                       for r in reference_rows(ev.model_name, ev.num_classes)],
-        "speed": ev.speed,
+        "top_k": {"k": min(TOPK, ev.num_classes), "name": topk_name(ev.num_classes),
+                  "chance_percent": {"top1": chance_percent(1, ev.num_classes),
+                                     "top5": chance_percent(TOPK, ev.num_classes)}},
+        "pass": {**{k: v for k, v in ev.speed.items() if k in ("images", "models", "wall_seconds")},
+                 "what": "wall time of the evaluation pass (reading included), not a speed comparison: "
+                         "see 03_benchmark"},
         "recommendation": ev.recommendation,
     }
 
@@ -460,14 +465,21 @@ def _fmt_p(p: float) -> str:
 
 
 def accuracy_rows(ev: Evaluation) -> list[dict]:
-    """Our models, then the published reference rows (when the model is ghostnet_100 on ImageNet)."""
-    rows = [{"model": m, "top-1 %": a["top1"], "top-5 %": a["top5"], "images": a["n"],
-             "preprocessing": ev.preprocess if m == REFERENCE_MODEL else "same"}
+    """Our models, then the published reference rows (when the model is ghostnet_100 on ImageNet);
+    each top-k beside what chance reaches (k/C), top-k named top-C when there are only C <= 5 classes."""
+    c, topk = ev.num_classes, topk_name(ev.num_classes)
+    chance = {"top-1 by chance %": chance_percent(1, c), f"{topk} by chance %": chance_percent(TOPK, c)}
+
+    def row(model: str, top1: float, top5: float, images: int, preprocessing: str) -> dict:
+        return {"model": model, "top-1 %": top1, "top-1 by chance %": chance["top-1 by chance %"],
+                f"{topk} %": top5, f"{topk} by chance %": chance[f"{topk} by chance %"],
+                "images": images, "preprocessing": preprocessing}
+
+    rows = [row(m, a["top1"], a["top5"], a["n"], ev.preprocess if m == REFERENCE_MODEL else "same")
             for m, a in ev.accuracy.items()]
     for r in reference_rows(ev.model_name, ev.num_classes):
-        rows.append({"model": f"reference: {r['source']}", "top-1 %": r["top1"], "top-5 %": r["top5"],
-                     "images": 50_000, "preprocessing": r["preprocessing"]
-                     + (" — the same as ours" if same_recipe(r, ev.preprocess_spec) else "")})
+        rows.append(row(f"reference: {r['source']}", r["top1"], r["top5"], 50_000, r["preprocessing"]
+                        + (" — the same as ours" if same_recipe(r, ev.preprocess_spec) else "")))
     return rows
 
 
@@ -548,22 +560,14 @@ def data_rows(ev: Evaluation) -> list[dict]:
         rows.append({"what": "class names", "value": shown + (" …" if len(names) > 3 else "")})
     if d["skipped"]:
         rows.insert(2, {"what": "images skipped (unreadable)", "value": d["skipped"]})
+    wall = ev.speed.get("wall_seconds")
+    if wall is not None:
+        rows.append({"what": "evaluation pass (wall time)",
+                     "value": f"{_duration(wall)} for {ev.speed['images']} images through {ev.speed['models']} "
+                              f"models, reading included; not a speed comparison (03_benchmark measures speed)"})
     if d["export_preprocess"] and d["export_preprocess"] != d["preprocess"]:
         rows.append({"what": "WARNING", "value": f"01_export checked parity with other preprocessing: "
                                                  f"{d['export_preprocess']}"})
-    return rows
-
-
-def speed_rows(ev: Evaluation) -> list[dict]:
-    """Evaluation speed: the whole model set and each model; projected time for 50,000 images."""
-    s = ev.speed
-    rows = [{"what": f"all {s['models']} models, one pass (reading the cache included)",
-             "images/s": s["images_per_s"], "seconds": s["seconds"],
-             f"projected for {s['projected_images']:,} images": _duration(s["projected_seconds"])}]
-    for m, rate in s["model_images_per_s"].items():
-        rows.append({"what": m, "images/s": rate, "seconds": s["images"] / rate if rate else float("nan"),
-                     f"projected for {s['projected_images']:,} images":
-                         _duration(s["projected_images"] / rate if rate else float("nan"))})
     return rows
 
 
@@ -650,11 +654,11 @@ def summary_values(ev: Evaluation) -> dict:
     out: dict[str, Any] = {"images": ev.data["evaluated"]}
     for m, a in ev.accuracy.items():
         out[f"{m}_top1"] = round(a["top1"], 3)
-        out[f"{m}_top5"] = round(a["top5"], 3)
+        out[f"{m}_{topk_name(ev.num_classes).replace('-', '')}"] = round(a["top5"], 3)
+    out["top1_by_chance"] = round(chance_percent(1, ev.num_classes), 3)
+    out[f"{topk_name(ev.num_classes).replace('-', '')}_by_chance"] = round(chance_percent(TOPK, ev.num_classes), 3)
     for m, s in ev.paired.items():
         out[f"{m}_mcnemar_p"] = float(f"{s['mcnemar_p']:.3g}")
-    out["eval_images_per_s"] = round(ev.speed["images_per_s"], 1)
-    out["projected_50k_images"] = _duration(ev.speed["projected_seconds"])
     return out
 
 

@@ -354,6 +354,11 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
         100.0 * np.mean([r["pred"][0] == r["label"] for r in rows]))
     text = "\n".join(str(r) for r in ev.data_rows(result))
     assert "excluded" in text and "4 calibration images" in text
+    # one speed answer only (03_benchmark's): the pass's wall time, labelled as such
+    assert "speed" not in doc and all("images_per_s" not in m for m in doc["models"].values())
+    assert doc["pass"]["images"] == 12 and doc["pass"]["wall_seconds"] > 0 and "not a speed" in doc["pass"]["what"]
+    assert "not a speed comparison" in text
+    assert doc["top_k"] == {"k": 4, "name": "top-4", "chance_percent": {"top1": 25.0, "top5": 100.0}}
 
 
 @pytest.mark.slow
@@ -419,3 +424,53 @@ def test_tiny_run_report_has_every_model_with_paired_stats_and_matches_torch(tin
     assert doc["models"]["fp32"]["top1"] == pytest.approx(100.0 * np.mean(top5[:, 0] == labels), abs=1e-9)
     assert doc["models"]["fp32"]["top5"] == pytest.approx(100.0 * np.mean((top5 == labels[:, None]).any(1)), abs=1e-9)
     assert [r["pred"][0] for r in rows] == top5[:, 0].tolist()
+
+
+# ---------------------------------------------------------------- chance level, one speed answer
+
+@pytest.mark.parametrize("classes, topk, chance1, chancek", [(1000, "top-5", 0.1, 0.5), (10, "top-5", 10.0, 50.0),
+                                                             (4, "top-4", 25.0, 100.0)])
+def test_top_k_shows_its_chance_level_and_is_top_c_for_few_classes(classes, topk, chance1, chancek):
+    # top-5 of 10 classes is 50 % by chance; "top-5" of 4 classes is every class
+    (row,) = ev.accuracy_rows(_evaluation("ghostnet_050", classes, {}))
+    assert row["top-1 by chance %"] == pytest.approx(chance1)
+    assert row[f"{topk} %"] == 91.5 and row[f"{topk} by chance %"] == pytest.approx(chancek)
+    assert classes > 5 or "top-5 %" not in row
+    values = ev.summary_values(_evaluation_with_data("ghostnet_050", classes))
+    assert values["top1_by_chance"] == pytest.approx(chance1)
+    assert values[f"{topk.replace('-', '')}_by_chance"] == pytest.approx(chancek)
+    assert f"fp32_{topk.replace('-', '')}" in values
+
+
+def _evaluation_with_data(model_name, num_classes):
+    e = _evaluation(model_name, num_classes, {})
+    e.data = {"evaluated": 50_000}
+    return e
+
+
+def test_the_evaluation_gives_no_speed_answer_of_its_own():
+    # an unwarmed, non-interleaved pass said int8 was 2.3x faster while 03_benchmark said 0.76x
+    e = _evaluation("ghostnet_050", 10, {})
+    e.speed = ev.pass_facts(1000, 3, 12.5)
+    doc = ev.evaluation_json(e)
+    assert "speed" not in doc and doc["pass"]["wall_seconds"] == 12.5
+    assert "not a speed comparison" in doc["pass"]["what"]
+    assert all("images_per_s" not in m for m in doc["models"].values())
+    values = ev.summary_values(_evaluation_with_data("ghostnet_050", 10))
+    assert not [k for k in values if "per_s" in k or "projected" in k]
+    assert not hasattr(ev, "speed_rows")
+
+
+def test_index_says_what_top_1_is_by_chance(tmp_path):
+    import json
+
+    from ghostlab import index
+
+    e = _evaluation("ghostnet_050", 10, {})
+    e.data = {"evaluated": 50_000}
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "evaluation.json").write_text(json.dumps(ev.evaluation_json(e)))
+    (tmp_path / "manifest.json").write_text(json.dumps({"status": "ok", "profile": "p", "params": {}, "notebooks": {}}))
+    assert index.verdict(tmp_path)["top1_by_chance"] == pytest.approx(10.0)
+    page = index.write_index(tmp_path).read_text()
+    assert "Top-1 by chance: 10" in page and "1 of 10 classes" in page
