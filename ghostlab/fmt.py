@@ -19,7 +19,7 @@ throughput     ``img_s(397.54)``              ``398 img/s`` (3 significant digit
 =============  =============================  ==========================================
 
 ``unit=False`` drops the unit where a column header carries it. ``cell(value, column)`` picks the
-format from a table's column header (``column_kind``), which is how ``plots.html_table`` and the
+format from a table's column header (``column_kind``), which is how ``tables.html_table`` and the
 index page format every table without each row builder repeating the rules. ``label(key)`` turns a
 published summary key (``fp32_top1``) into words (``fp32 top-1 %``).
 

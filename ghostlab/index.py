@@ -170,7 +170,7 @@ _CSS_FILE = Path(__file__).resolve().parent / "templates" / "ghostlab_report" / 
 
 
 def _table(rows: list[dict], caption: str | None = None) -> str:
-    from .plots import html_table
+    from .tables import html_table
 
     return html_table(rows, caption=caption) if rows else ""
 
