@@ -41,6 +41,7 @@ ALPHA = 0.05
 # label already, the clock is read when the run starts, the interpreter path is where a venv lives.
 IGNORED_PARAMS = ("run.name",)
 IGNORED_ENV = ("cpu.mhz", "executable")
+CSS_FILE = Path(__file__).resolve().parent / "templates" / "ghostlab_report" / "report.css"  # every report's
 
 
 @dataclass
@@ -140,6 +141,20 @@ def recommendation_text(rec: dict | None) -> str:
     """One line from whatever the recommendation object holds (candidate first)."""
     if not rec:
         return "none recorded"
+    num = lambda k: isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool)  # noqa: E731
+    if "candidate" in rec and num("vs_fp32"):  # recommend.py's layout: the fields a reader compares
+        how = ", ".join(str(rec[k]) for k in ("runtime", "precision") if rec.get(k))
+        parts = [f"{rec['candidate']}" + (f" ({how})" if how else ""), f"×{rec['vs_fp32']:.2f} fp32"]
+        if num("vs_torch"):
+            parts[-1] += f", ×{rec['vs_torch']:.2f} torch"
+        if num("top1_drop"):
+            ci = rec.get("top1_drop_ci95")
+            interval = (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if isinstance(ci, list) and len(ci) == 2
+                        and all(isinstance(v, (int, float)) for v in ci) else "")
+            parts.append(f"top-1 drop {rec['top1_drop']:+.2f} pts{interval}")
+        if rec.get("qualifies") is False:
+            parts.append("nothing faster keeps the accuracy")
+        return " · ".join(parts)
     first = [k for k in ("candidate", "runtime", "precision") if k in rec]
 
     def show(v: Any) -> str:
@@ -384,21 +399,15 @@ def compare(paths: list[str | Path], out: str | Path | None = None) -> tuple[Pat
 
 # ---------------------------------------------------------------- showing it
 
-def _show(value: Any) -> Any:
-    """A param or environment value for a table cell (lists and mappings as compact JSON)."""
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, default=str)
-    return "(absent)" if value is None else value
+def _show(value: Any) -> str:
+    """A param or environment value as written (compact JSON), so no column format reshapes it."""
+    if value is None:
+        return "(absent)"
+    return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
 def _diff_rows(diff: list[dict], names: list[str]) -> list[dict]:
     return [{"key": d["key"], **{n: _show(d["values"].get(n)) for n in names if n in d["values"]}} for d in diff]
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None or p != p:
-        return "–"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def summary_sentences(doc: dict) -> list[str]:
@@ -437,8 +446,8 @@ def _accuracy_html(doc: dict, names: list[str]) -> str:
             ci = p.get("top1_drop_ci95") or [None, None]
             changes.append({"model": row["model"], "run": c["to"], "top-1 change (pts)": c["top1_change"],
                             "shared images": p.get("n"), "right→wrong": p.get("flips_right_to_wrong"),
-                            "wrong→right": p.get("flips_wrong_to_right"), "McNemar p": _fmt_p(p.get("mcnemar_p")),
-                            "drop 95% CI (pts)": f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if None not in ci else "–",
+                            "wrong→right": p.get("flips_wrong_to_right"), "McNemar p": p.get("mcnemar_p"),
+                            "drop 95% CI (pts)": ci if None not in ci else None,
                             "verdict": ("REGRESSION: " if c["regression"] else "") + p.get(
                                 "verdict", "not paired: no images in common")})
     if changes:
@@ -461,11 +470,10 @@ def _speed_html(doc: dict) -> str:
             for n in g["runs"]:
                 m = row["runs"].get(n)
                 r[f"{n} img/s"] = m["img_s"] if m else None
-                q = (m or {}).get("img_s_iqr")
-                r[f"{n} spread"] = f"[{q[0]:.1f}, {q[1]:.1f}]" if q else "–"
+                r[f"{n} spread"] = (m or {}).get("img_s_iqr")
                 r[f"{n} × fp32"] = (m or {}).get("ratio_vs_fp32")
             for c in row["changes"]:
-                r[f"{c['to']} ÷ {c['from']}"] = c["ratio"]
+                r[f"{c['to']} vs {c['from']} (×)"] = c["ratio"]
                 r[f"{c['to']} change"] = ("REGRESSION: " if c["regression"] else "") + c["direction"]
             rows.append(r)
         parts.append(_table(rows))
@@ -482,8 +490,6 @@ def render(doc: dict, out_dir: Path) -> str:
     """The comparison page: self-contained HTML, no script; every text from a file escaped."""
     import os
 
-    from .index import _CSS
-
     e = html.escape
     names = [r["name"] for r in doc["runs"]]
     links = []
@@ -493,8 +499,9 @@ def render(doc: dict, out_dir: Path) -> str:
             links.append(f"<a href='{e(href)}'>{e(r['name'])}</a>")
         else:
             links.append(e(r["name"]))
-    parts = [f"<h1>ghostlab · compare</h1><p class='sub'>{len(names)} run(s) · baseline {e(doc['baseline'])} · "
-             f"written {e(doc['created'])}</p><p class='note'>Run reports: {' · '.join(links)}</p>"]
+    parts = [f"<header class='gl-header'><h1>ghostlab · compare</h1><nav class='gl-nav'>{''.join(links)}</nav>"
+             f"<p class='sub'>{len(names)} run(s) · baseline {e(doc['baseline'])} · written {e(doc['created'])}</p>"
+             f"</header>"]
     status = "failed" if doc["regressions"] or doc["failed"] else "ok"
     items = "".join(f"<li>{e(s)}</li>" for s in summary_sentences(doc))
     parts.append(f"<section class='verdict'><h2 class='{status}'>"
@@ -517,4 +524,5 @@ def render(doc: dict, out_dir: Path) -> str:
     title = f"ghostlab: compare {', '.join(names)}"
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{e(title)}</title><style>{_CSS}</style></head><body>" + "\n".join(parts) + "</body></html>")
+            f"<title>{e(title)}</title><style>{CSS_FILE.read_text()}</style></head><body><main>"
+            + "\n".join(parts) + "</main></body></html>")

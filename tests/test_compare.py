@@ -40,37 +40,35 @@ def _rewrite_predictions(path, change):
 
 
 @pytest.fixture(scope="module")
-def other_calibration(tiny_run, tmp_path_factory):
-    """A real second run differing in one param: fewer calibration images (no benchmark, no ghost maps)."""
+def fewer_images(tiny_run, tmp_path_factory):
+    """A second run differing in one param: 04_evaluate rerun on the first 24 images only (the
+    runner keeps the other notebooks' results from the folder's last complete run, a copy of tiny_run)."""
     from ghostlab.config import load_params
     from ghostlab.runner import run_notebooks
 
-    params = load_params(TINY, ["calibrate.num_images=8"])
-    where, results = run_notebooks(params, only=["01", "02", "04"], out=tmp_path_factory.mktemp("cmp") / "tiny")
+    folder = shutil.copytree(tiny_run.run_dir, tmp_path_factory.mktemp("cmp") / "tiny")
+    where, results = run_notebooks(load_params(TINY, ["evaluate.max_images=24"]), only=["04"], out=folder)
     assert all(r.status == "ok" for r in results), [(r.name, r.error) for r in results]
     return where
 
 
-def test_two_runs_differing_in_one_param(tiny_run, other_calibration, tmp_path):
-    page, doc = cmp.compare([tiny_run.run_dir, other_calibration], tmp_path / "out")
-    assert [d["key"] for d in doc["params_differ"]] == ["calibrate.num_images"]
-    assert doc["params_differ"][0]["values"] == {"tiny #1": 16, "tiny #2": 8}  # both folders are named tiny
-    assert doc["environment_differ"] == []
-    fp32 = next(r for r in doc["accuracy"] if r["model"] == "fp32")
-    (change,) = fp32["changes"]
+def test_two_runs_differing_in_one_param(tiny_run, fewer_images, tmp_path):
+    page, doc = cmp.compare([tiny_run.run_dir, fewer_images], tmp_path / "out")
+    assert [d["key"] for d in doc["params_differ"]] == ["evaluate.max_images"]
+    assert doc["params_differ"][0]["values"] == {"tiny #1": None, "tiny #2": 24}  # both folders are named tiny
+    # others may commit while the suite runs: only the commit may differ between the two runs
+    assert {d["key"] for d in doc["environment_differ"]} <= {"git.commit", "git.dirty"}
     images = json.loads(tiny_run.artifact("evaluation.json").read_text())["models"]["fp32"]["n"]
-    # the same model on the same images: fp32 does not move, and the paired test says so
-    assert change["paired"]["n"] == images and change["paired"]["flips_right_to_wrong"] == 0
-    assert change["paired"]["verdict"] == "identical top-1 correctness" and not change["regression"]
-    int8 = [r for r in doc["accuracy"] if r["model"].startswith("int8_")]
-    assert int8 and all(c["paired"]["n"] == images for r in int8 for c in r["changes"])
-    for r in int8:
-        for c in r["changes"]:
-            p = c["paired"]
-            assert p["mcnemar_p"] == mcnemar_exact_p(p["flips_right_to_wrong"], p["flips_wrong_to_right"])
-    assert [g["runs"] for g in doc["speed"]] == [["tiny #1"]]  # only the first benchmarked
+    assert images > 24
+    for row in doc["accuracy"]:  # the same models on 24 of the same images: paired there, and unchanged
+        (change,) = row["changes"]
+        p = change["paired"]
+        assert (p["n"], p["images_base"], p["images_other"]) == (24, images, 24), row["model"]
+        assert p["flips_right_to_wrong"] == p["flips_wrong_to_right"] == 0 and not change["regression"]
+        assert p["mcnemar_p"] == mcnemar_exact_p(0, 0) and p["verdict"] == "identical top-1 correctness"
+    assert [g["runs"] for g in doc["speed"]] == [["tiny #1", "tiny #2"]]  # 03 kept: same CPU, one group
     text = page.read_text()
-    assert "calibrate.num_images" in text and "<script" not in text
+    assert "evaluate.max_images" in text and "<script" not in text
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["baseline"] == "tiny #1"
 
 
@@ -157,15 +155,16 @@ def test_slower_beyond_the_spread_on_the_same_cpu_is_a_regression(tiny_run, tmp_
 
 def test_recommendation_failed_runs_and_escaping(tiny_run, tmp_path):
     run = _copy(tiny_run, tmp_path / "rec")
-    rec = {"candidate": "int8_<minmax>", "runtime": "onnxruntime", "precision": "int8",
-           "speed_vs_fp32": 1.31, "top1_drop": 0.2, "top1_drop_ci95": [-0.1, 0.5]}
+    rec = {"candidate": "int8_<minmax>", "label": "ORT int8 minmax", "runtime": "onnxruntime", "precision": "int8",
+           "qualifies": True, "img_s": 900.0, "vs_fp32": 1.31, "vs_torch": 2.5, "top1_drop": 0.2,
+           "top1_drop_ci95": [-0.1, 0.5], "reason": "the fastest candidate within 1 pp"}
     _edit_json(run / "artifacts" / "evaluation.json", lambda ev: ev.update(recommendation=rec))
     _edit_json(run / "manifest.json", lambda m: m.update(profile="<script>alert(1)</script>"))
     broken = cmp.RunInfo("broken <i>", status="failed", error="ModelError: no checkpoint <here>")
     doc = cmp.compare_runs([cmp.load_run(tiny_run.run_dir), cmp.load_run(run), broken])
-    assert doc["runs"][0]["recommendation"] is None and doc["runs"][1]["recommendation"] == rec
+    assert doc["runs"][1]["recommendation"] == rec and doc["runs"][2]["recommendation"] is None
     page = cmp.render(doc, tmp_path)
-    assert "none recorded" in page and "candidate int8_&lt;minmax&gt;; runtime onnxruntime" in page
+    assert "none recorded" in page and "int8_&lt;minmax&gt; (onnxruntime, int8) · ×1.31 fp32, ×2.50 torch · top-1 drop +0.20 pts [-0.10, +0.50]" in page
     assert "<script" not in page and "&lt;script&gt;" in page
     assert "broken &lt;i&gt; did not complete: ModelError: no checkpoint &lt;here&gt;" in page
     assert "http" not in page.split("</style>")[0]  # nothing fetched: no CDN, no web fonts

@@ -88,7 +88,8 @@ def _hold_benchmark_lock(stop_name):
     with _step_guard("03_benchmark", Event(stop_name, client=get_client())):
         start = time.monotonic()
         time.sleep(0.5)
-    return start, time.monotonic()
+        end = time.monotonic()
+    return start, end
 
 
 @pytest.mark.slow
@@ -106,6 +107,22 @@ def test_local_workers_start_processes_and_take_turns_to_benchmark():
         out = client.submit(run_point, "p", str(TINY), [], False, "stopped", "topic", "/nonexistent/p.log",
                             pure=False).result()
         assert out["status"] == "interrupted" and out["run_dir"] is None
+
+
+@pytest.mark.slow
+def test_a_daemonic_worker_fails_its_point_with_the_fix():
+    """A cluster started without DASK_DISTRIBUTED__WORKER__DAEMON=False: the point says what to do."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from ghostlab.sweep import run_point
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        out = client.submit(run_point, "p", str(TINY), [], False, "no-stop", "topic", "/nonexistent/p.log",
+                            pure=False).result()
+    assert out["status"] == "failed" and "DASK_DISTRIBUTED__WORKER__DAEMON=False" in out["error"]
 
 
 def _tiny_checkpoint():
