@@ -1,6 +1,6 @@
 """Speed targets of the benchmark step, measured side by side in one run.
 
-    .venv/bin/python scripts/bench_targets.py RUN_DIR [--rounds 20] [--candidate NAME]
+    .venv/bin/python scripts/bench_targets.py RUN_DIR [--rounds 20] [--size 224] [--candidate NAME]
         [--recommended 1.8] [--recommended-torch 3.0] [--int8 1.3] [--torch 3.0]
 
 Times the run's candidates (runtimes.run_candidates: ORT fp32 and int8, OpenVINO f32/bf16/int8 and
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("run_dir", help="a run folder with artifacts/model.onnx and int8_*.onnx")
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=224, help="input side the targets are stated at")
     ap.add_argument("--candidate", default=None, help="the candidate to hold to the recommended targets")
     ap.add_argument("--recommended", type=float, default=1.8, help="target: recommended / ORT fp32")
     ap.add_argument("--recommended-torch", type=float, default=3.0, help="target: recommended / torch eager")
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = Path(args.run_dir).resolve()
     run = ghostlab.start("bench_targets", run_dir / "params.yaml", run_dir, show=False)
+    # the targets are stated at --size, whatever the profile measures at
+    run.params = dataclasses.replace(run.params, benchmark=dataclasses.replace(run.params.benchmark,
+                                                                               input_size=args.size))
     models, facts = bench.run_models(run)
     params = dataclasses.replace(run.params.benchmark, batch_sizes=[args.batch], threads=[0, 1], sessions=[1],
                                  rounds=args.rounds, quick=False, include_torch=True, headline_batch=args.batch,
