@@ -48,9 +48,12 @@ def _speed_cell(bench: dict) -> tuple[dict, str]:
     return rows, label
 
 
-def _size_bytes(art: Path, name: str, bench: dict | None) -> int | None:
-    rel = (((bench or {}).get("models") or {}).get(name) or {}).get("path")
-    path = art / rel if rel else art / ("model.onnx" if name == "fp32" else f"{name}.onnx")
+def _size_bytes(art: Path, name: str, bench: dict | None) -> float | None:
+    """The candidate's size as 03 reports it (bench knows an OpenVINO IR is .xml + .bin), else its file."""
+    facts = ((bench or {}).get("models") or {}).get(name) or {}
+    if facts.get("size_mb") is not None:
+        return facts["size_mb"] * 1e6
+    path = art / ("model.onnx" if name == "fp32" else f"{name}.onnx")
     return path.stat().st_size if path.is_file() else None
 
 
@@ -204,7 +207,7 @@ def _verdict_html(run_dir: Path, v: dict) -> str:
     if v["model"]:
         facts.append(f"<b>{e(v['model'])}</b>")
     if v["params"]:
-        facts.append(e(fmt.millions(v["params"], "params")))
+        facts.append(f"{e(fmt.count(v['params']))} parameters")  # as 01's model card shows it
     if v["images"]:
         facts.append(f"accuracy on {e(fmt.count(v['images']))} images at {e(str(v['input_size']))} px")
     if v.get("top1_by_chance"):  # what guessing reaches: 25 % top-1 on 4 classes is no result
