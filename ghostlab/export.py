@@ -150,17 +150,33 @@ def run(run) -> dict:
 
 
 def model_card_rows(result: dict) -> list[dict]:
-    """Params and MACs beside the paper's figures (when the paper reports this model)."""
-    paper = result.get("paper", {})
-    return [
-        {"fact": "parameters", "this model": result["params"], "paper": paper.get("params")},
-        {"fact": f"MACs at {result['input_size']}px", "this model": result["macs"],
-         "paper": paper.get("macs") if result["input_size"] == 224 else None},
-        *([{"fact": "MACs at 224px", "this model": result["macs_224"], "paper": paper.get("macs")}]
-          if "macs_224" in result else []),
-        {"fact": "classes", "this model": result["num_classes"], "paper": 1000 if paper else None},
-        {"fact": "ONNX size (MB)", "this model": round(result["onnx_mb"], 2), "paper": None},
+    """Params and MACs beside the paper's figures (when the paper reports this model) and, for models
+    with a seed model card (``ghostnet.CARD_FACTS``), the card's figures beside the counts they match:
+    parameters without the classifier, and FLOPs = 2 x MACs (and every op counted) beside its "GFLOPs"."""
+    paper, card = result.get("paper", {}), result.get("card")
+    flops = result.get("flops_224") or {}
+
+    def row(fact: str, ours, paper_value=None, card_value=None) -> dict:
+        out = {"fact": fact, "this model": ours, "paper": paper_value}
+        return {**out, "seed card": card_value} if card else out
+
+    rows = [
+        row("parameters", result["params"], paper.get("params")),
+        *([row("parameters without the classifier", result["params_without_classifier"], None,
+               card and card["params"])] if "params_without_classifier" in result else []),
+        row(f"MACs at {result['input_size']}px", result["macs"],
+            paper.get("macs") if result["input_size"] == 224 else None),
+        *([row("MACs at 224px", result["macs_224"], paper.get("macs"))] if "macs_224" in result else []),
+        *([row("FLOPs at 224px = 2 × MACs", flops["two_x_macs"], None, card and card["gflops"] * 1e9),
+           row("FLOPs at 224px, every op (+ batch norm, activations, SE, adds)", flops["every_op"], None,
+               card and card["gflops"] * 1e9)] if flops else []),
+        row("classes", result["num_classes"], 1000 if paper else None, 1000 if card else None),
+        row("ONNX size (MB)", round(result["onnx_mb"], 2)),
     ]
+    if card and not card.get("gflops_reproduced", True):
+        rows.append(row(f"the card's {card['gflops']} GFLOPs",
+                        "not reproducible: no counting convention gives it (ghostlab/ghostnet.py, CARD_FACTS)"))
+    return rows
 
 
 def settings_rows(result: dict) -> list[dict]:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
-from .ghostnet import PAPER_FACTS
+from .ghostnet import CARD_FACTS, PAPER_FACTS
 
 WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema", "module")
 SPECIAL_WEIGHTS = ("pretrained", "random", "demo")
@@ -233,6 +233,53 @@ def model_facts(model: nn.Module, name: str, input_size: int) -> dict:
     }
     if input_size != 224:  # the canonical deployment input, for comparison with published figures
         facts["macs_224"] = count_macs(model, 224)
+    facts["params_without_classifier"] = facts["params"] - _classifier_params(model)
     if name in PAPER_FACTS:
         facts["paper"] = PAPER_FACTS[name]
+    if name in CARD_FACTS:
+        facts["card"] = CARD_FACTS[name]
+        facts["flops_224"] = flop_counts(model, 224)
     return facts
+
+
+def _classifier_params(model: nn.Module) -> int:
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    return sum(p.numel() for p in head.parameters()) if isinstance(head, nn.Module) else 0
+
+
+def flop_counts(model: nn.Module, input_size: int) -> dict:
+    """FLOPs for one image under two conventions: ``two_x_macs`` (2 per conv/linear MAC, torch's
+    FlopCounterMode: what "FLOPs = 2 x MACs" means) and ``every_op`` (that, plus batch norm as 2 per
+    element, and 1 per output element of every other arithmetic op: activations, squeeze-excite
+    multiplies, residual adds, pooling), to set a card's "GFLOPs" beside."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class _Elements(TorchDispatchMode):
+        """Output elements per aten op (layout ops like cat/view/alias count nothing)."""
+
+        def __init__(self):
+            super().__init__()
+            self.ops: dict[str, int] = {}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            if isinstance(first, torch.Tensor):
+                name = func.overloadpacket.__name__
+                self.ops[name] = self.ops.get(name, 0) + first.numel()
+            return out
+
+    x = torch.zeros(1, 3, input_size, input_size)
+    counter, elements = FlopCounterMode(display=False), _Elements()
+    with torch.no_grad():
+        with counter:
+            model.eval()(x)
+        with elements:
+            model(x)
+    two_x_macs = int(counter.get_total_flops())
+    per_element = {"native_batch_norm": 2, "_native_batch_norm_legit_no_training": 2, "relu": 1, "relu_": 1,
+                   "hardsigmoid": 1, "hardsigmoid_": 1, "sigmoid": 1, "hardswish": 1, "hardswish_": 1, "mul": 1,
+                   "add": 1, "add_": 1, "mean": 1, "avg_pool2d": 1, "adaptive_avg_pool2d": 1}
+    extra = sum(n * per_element[op] for op, n in elements.ops.items() if op in per_element)
+    return {"two_x_macs": two_x_macs, "every_op": two_x_macs + extra}

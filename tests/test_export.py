@@ -91,3 +91,27 @@ def test_nodes_kept_in_fp32_stay_fp32_in_our_sessions(tmp_path):
         convs = {op for name, op in ran if name.startswith(scope) and "Conv" in op}
         assert convs == {"Conv"}, f"{node} ran as {convs}"
     assert "QLinearConv" in {op for _, op in ran}  # the rest of the model does run int8
+
+
+def test_model_card_reconciles_the_seed_card_with_our_counts():
+    # the card's 3.9 M is the parameters without the classifier; its 0.342 "GFLOPs" is not 2 x MACs
+    from ghostlab.ghostnet import CARD_FACTS
+
+    facts = models.model_facts(models.create_model("ghostnet_100", "random"), "ghostnet_100", 224)
+    assert facts["params"] == 5_182_508 and facts["params_without_classifier"] == 3_901_508
+    assert facts["flops_224"]["two_x_macs"] == 2 * facts["macs"] == 282_301_024
+    assert 0.28e9 < facts["flops_224"]["every_op"] < 0.30e9  # counting every op does not reach 0.342 G either
+    rows = {r["fact"]: r for r in export.model_card_rows({**facts, "onnx_mb": 20.0})}
+    assert rows["parameters without the classifier"]["seed card"] == CARD_FACTS["ghostnet_100"]["params"] == 3.9e6
+    assert round(rows["parameters without the classifier"]["this model"] / 1e6, 1) == 3.9
+    flops = rows["FLOPs at 224px = 2 × MACs"]
+    assert flops["this model"] == 282_301_024 and flops["seed card"] == pytest.approx(0.342e9)
+    assert rows["parameters"]["paper"] == 5.2e6 and rows["parameters"]["seed card"] is None
+    assert "not reproducible" in rows["the card's 0.342 GFLOPs"]["this model"]
+
+
+def test_model_card_without_a_seed_card_has_no_card_column():
+    facts = models.model_facts(models.create_model("ghostnet_050", "random", num_classes=5), "ghostnet_050", 64)
+    assert facts["params_without_classifier"] == facts["params"] - (1280 * 5 + 5)
+    rows = export.model_card_rows({**facts, "onnx_mb": 1.0})
+    assert all("seed card" not in r for r in rows) and "flops_224" not in facts
