@@ -85,7 +85,6 @@ def verdict(run_dir: Path) -> dict:
         "preprocess": (ev or {}).get("preprocess") or (export or {}).get("preprocess"),
         "images": ((ev or {}).get("models", {}).get("fp32") or {}).get("n"),
         "top1_by_chance": (((ev or {}).get("top_k") or {}).get("chance_percent") or {}).get("top1"),
-        "top1_by_chance": (((ev or {}).get("top_k") or {}).get("chance_percent") or {}).get("top1"),
         "num_classes": (ev or {}).get("num_classes"),
         "speed_setting": speed_label,
         "speed_size": ((bench or {}).get("input_shape") or [None])[-1],
@@ -221,9 +220,6 @@ def _verdict_html(run_dir: Path, v: dict) -> str:
     if v["rows"]:
         caption = (f"Every candidate: accuracy from 04_evaluate; speed from 03_benchmark at {v['speed_setting']}"
                    if v["speed_setting"] else "Every candidate: accuracy from 04_evaluate")
-        if v.get("top1_by_chance") is not None:  # 10 classes: 10 % top-1 by guessing
-            caption += (f". Top-1 by chance: {fmt.accuracy(v['top1_by_chance'])} "
-                        f"(1 of {fmt.count(v['num_classes'])} classes)")
         parts.append(_table(v["rows"], caption=caption))
         notes = []
         if v["preprocess"]:
