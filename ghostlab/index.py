@@ -152,7 +152,8 @@ def verdict_sentences(rows: list[dict], recommendation: dict | None, max_drop: f
         acc = fmt.drop_ci(pick.get("top-1 drop (pp)"), *(pick.get("95% CI (pp)") or [None, None]))
         reason = (recommendation or {}).get("reason") if isinstance(recommendation, dict) else None
         label = (recommendation or {}).get("label") if isinstance(recommendation, dict) else None
-        shown = f"{label} ({name})" if label and label != name else name
+        shown = f"{name} ({label})" if label and label != name and "(" not in label else (
+            f"{name} — {label}" if label and label != name else name)
         out.append(f"Ship {shown}: " + (f"{reason}. " if reason else
                    f"it is the fastest candidate whose accuracy stays {limit}. ")
                    + f"It is {fmt.faster(speed, 'fp32')}{where}, with top-1 {fmt.accuracy(pick.get('top-1 %'))}"

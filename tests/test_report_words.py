@@ -26,7 +26,7 @@ def test_verdict_picks_the_fastest_candidate_within_the_allowed_drop():
 def test_verdict_follows_the_recorded_recommendation():
     rec = {"candidate": "int8_entropy", "label": "ORT int8 entropy", "reason": "the team accepts 2.5 pp"}
     words = " ".join(index.verdict_sentences(ROWS, rec, 1.0, None, None))
-    assert words.startswith("Ship ORT int8 entropy (int8_entropy): the team accepts 2.5 pp.")
+    assert words.startswith("Ship int8_entropy (ORT int8 entropy): the team accepts 2.5 pp.")
 
 
 def test_verdict_says_why_when_fp32_is_the_answer():
