@@ -343,8 +343,10 @@ CANDIDATE_COLORS = {
     "ov_f32": "#17becf",
     "ov_bf16": "#bcbd22",
     "ov_int8": "#8c564b",
+    "ov_nncf": "#0b4f6c",         # NNCF int8 IR: dark teal; pink without depthwise
+    "ov_nncf_nodw": "#e377c2",
 }
-_INT8_SPARE = ("#da8bc3", "#937860", "#ccb974", "#64b5cd", "#e377c2", "#9467bd")
+_INT8_SPARE = ("#da8bc3", "#937860", "#ccb974", "#64b5cd", "#9467bd")
 _OV_SPARE = ("#0f8a96", "#8c564b", "#a0a11a", "#5e3a33", "#6fd3de")
 _OTHER_SPARE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -354,12 +356,20 @@ def is_candidate(name: str) -> bool:
 
 
 def candidate_color(name: str) -> str:
-    """The candidate's colour in every figure: fixed for the known ones, otherwise picked by a stable
-    hash of the name from its family's spare colours (int8_*, ov_*, anything else)."""
+    """The candidate's colour in every figure: fixed for the known ones; OpenVINO running an ORT int8
+    variant (``ov_int8_<v>``) gets that variant's hue, darker; otherwise picked by a stable hash of the
+    name from its family's spare colours (int8_*, ov_*, anything else)."""
     if name in CANDIDATE_COLORS:
         return CANDIDATE_COLORS[name]
+    if name.startswith("ov_int8_") and f"int8_{name[8:]}" in CANDIDATE_COLORS:
+        return _darker(CANDIDATE_COLORS[f"int8_{name[8:]}"])  # OpenVINO running ORT's int8_<v>: its hue, darker
     spare = _OV_SPARE if name.startswith("ov_") else _INT8_SPARE if name.startswith("int8_") else _OTHER_SPARE
     return spare[zlib.crc32(name.encode()) % len(spare)]
+
+
+def _darker(color: str, keep: float = 0.6) -> str:
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c * keep):02x}" for c in (r, g, b))
 
 
 def candidate_colors(names: list[str]) -> dict[str, str]:

@@ -94,7 +94,8 @@ def test_summary_keys_read_as_words():
 
 
 def test_each_candidate_keeps_its_colour():
-    names = ["fp32", "int8_minmax", "int8_percentile", "int8_entropy", "int8_auto", "torch", "ov_fp32", "ov_int8"]
+    names = ["fp32", "int8_minmax", "int8_percentile", "int8_entropy", "int8_auto", "torch", "ov_fp32", "ov_int8",
+             "ov_bf16", "ov_int8_minmax", "ov_int8_percentile", "ov_int8_entropy", "ov_nncf", "ov_nncf_nodw"]
     colors = fmt.candidate_colors(names)
     assert len(set(colors.values())) == len(names)  # distinct
     assert fmt.candidate_colors(list(reversed(names))) == colors  # independent of order and of the others
