@@ -230,7 +230,8 @@ _BY_KIND = {
     "count": lambda v: count(v) if _ok(v) and float(v).is_integer() else number(v, 3),
 }
 
-_NUMERIC_TEXT = re.compile(r"^\s*[\[(]?[−+\-]?(\d|∞|\.\d)")
+# text that is a formatted number (1.14×, [−1.20, +0.40], 3 min 05 s, 64 px), not words that start with one
+_NUMERIC_TEXT = re.compile(r"(?=.*[\d∞])([\s\d.,+\-−×%∞\[\]()]|e[−+\-]|ms|MB|dB|pp|min|img/s|px|s\b|h\b)+")
 
 
 def cell(value: Any, column: str = "", digits: int = 3) -> tuple[str, bool]:
@@ -254,7 +255,7 @@ def cell(value: Any, column: str = "", digits: int = 3) -> tuple[str, bool]:
             return number(value, max(digits, 2)), True
         return number(value, digits), True
     text = str(value)
-    return text, bool(_NUMERIC_TEXT.match(text))
+    return text, bool(_NUMERIC_TEXT.fullmatch(text.strip()))
 
 
 def value(value: Any, key: str) -> str:

@@ -114,3 +114,8 @@ def test_other_numbers_keep_significant_digits_without_padding():
     assert fmt.number(-0.0) == "0"
     assert fmt.number(0.1234) == "0.123"
     assert fmt.number(41.0) == "41"
+
+
+def test_only_text_that_is_a_number_is_right_aligned():
+    assert fmt.cell("3 min 05 s", "time")[1] and fmt.cell("12.3 ms", "x")[1]
+    assert not fmt.cell("0: red plain circle; 1: red plain square", "class names")[1]
