@@ -224,7 +224,7 @@ class BenchModel:
             "path": self.path.name if self.path else None,  # beside benchmark.json: run folders move
             "activation_type": self.activation_type, "weight_type": self.weight_type,
             "macs": self.macs,
-            "size_mb": size / 2**20 if size is not None else None,
+            "size_mb": size / 1e6 if size is not None else None,  # MB = 10^6 bytes (ghostlab.fmt)
         }
 
 
@@ -618,8 +618,7 @@ def isa_warnings(cpu: dict, models: Sequence[BenchModel] | dict) -> list[str]:
     x86 = str(cpu.get("machine", "")).lower() in ("x86_64", "amd64", "i686", "x86")
     for name, f in int8.items():
         if x86 and f["activation_type"] == "int8" and f["weight_type"] == "int8":
-            out.append(f"{name} uses int8 activations with int8 weights (S8S8): on x86 ONNX Runtime runs this "
-                       f"far slower than uint8 activations (U8S8); calibrate it with activation_type: uint8")
+            out.append(s8s8_warning(name))
     return out
 
 

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from . import calibrate_images
 from .errors import DataError, RunError
 from .ghostnet import REFERENCE_ROWS
 
@@ -351,8 +352,8 @@ def run(run: Any, progress: bool = True) -> Evaluation:
     images = data.cached_images(data.load_dataset(p, "eval"), preprocess, p, show_progress=progress)
     info = _data_facts(run, images, preprocess)
     calibration = None
-    if info["calibration_from_eval_set"]:  # 02 drew its calibration and hold-out images from these
-        _, calibration = data.calibration_set(p, preprocess, show_progress=False)
+    if info["calibration_from_eval_set"]:  # the images 02 drew from these (range set and hold-out), as recorded
+        calibration = calibrate_images.dataset_indices(run.require(calibrate_images.FILE, "02_calibrate"))
     indices = evaluation_indices(len(images), calibration, p.evaluate.exclude_calibration, p.evaluate.max_images)
     if calibration is not None:
         info["calibration_images"] = int(len(np.unique(calibration)))
@@ -457,12 +458,6 @@ def reference_rows(model_name: str, num_classes: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- rows for the tables
-
-def _fmt_p(p: float) -> str:
-    if p != p:
-        return "–"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
-
 
 def accuracy_rows(ev: Evaluation) -> list[dict]:
     """Our models, then the published reference rows (when the model is ghostnet_100 on ImageNet);
@@ -598,8 +593,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
 def latency_points(accuracy_by_model: dict[str, dict], benchmark: Any) -> list[dict]:
     """Top-1 beside a p50 latency per model, from ``benchmark.json`` read defensively.
 
-    Takes one setting for every model (batch 1 and one thread when measured, else the setting
-    most models share, smallest batch first), so the comparison is like for like. Measurements
+    Takes one setting for every model (the benchmark's headline cell when every model has it, else
+    batch 1 and one thread, else the setting most models share, smallest batch first), so the
+    comparison is like for like and matches the index's table. Measurements
     of models this run did not evaluate (e.g. torch) are left out. [] when nothing fits.
     """
     from .bench import select
@@ -615,10 +611,14 @@ def latency_points(accuracy_by_model: dict[str, dict], benchmark: Any) -> list[d
         key = (r.get("batch"), r.get("threads"), r.get("sessions"))
         by_setting.setdefault(key, {})[r["model"]] = p50
 
+    # the benchmark's headline cell first: the index shows this figure beside its headline table
+    head = (benchmark.get("headline") or {}) if isinstance(benchmark, dict) else {}
+    headline_key = (head.get("batch"), head.get("threads"), 1)
+
     def rank(item: tuple) -> tuple:
         (batch, threads, sessions), models = item
-        return (-len(models), batch != 1, threads != 1, sessions not in (None, 1),
-                batch if isinstance(batch, (int, float)) else 1e9)
+        return (-len(models), (batch, threads, sessions or 1) != headline_key, batch != 1, threads != 1,
+                sessions not in (None, 1), batch if isinstance(batch, (int, float)) else 1e9)
 
     if not by_setting:
         return []

@@ -2,15 +2,26 @@
 finding (computed from the metrics), the values published for the index page, the two networks side
 by side, and the data behind each figure and table.
 
-Data only (dicts, arrays, text); ``ghostlab.plots`` draws them; ``ghosts.run(run)`` writes the JSON.
+Data only (dicts, arrays, text); ``ghostlab.plots`` draws them. ``run(run)`` is the step's entry.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from .ghosts import MIN_VIEW_SIDE, RESNET_FIRST_GROUP, GhostMapsResult, LayerMaps, ghost_similarity
+from .ghosts import MIN_VIEW_SIDE, RESNET_FIRST_GROUP, GhostMapsResult, LayerMaps, compute, ghost_similarity
+from .jsonio import write_json
 from .redundancy import MIN_PIXELS, channel_similarity, nanmean, subsample
+
+
+def run(run: Any) -> GhostMapsResult:
+    """Notebook 05's step: ``ghosts.compute`` on the run's params (feature maps of both networks and
+    their redundancy), then ``artifacts/ghost_maps.json`` (``summary``); returns the result."""
+    result = compute(run.params)
+    write_json(run.artifact("ghost_maps.json"), summary(result))
+    return result
 
 
 # ---------------------------------------------------------------- the finding and ghost_maps.json

@@ -53,6 +53,7 @@ from torch import nn
 
 from .errors import ConfigError, DataError, ModelError
 from .ghostnet import is_ghost_module
+from .runtimes import torch_threads
 from .redundancy import map_metrics, stats, subsample, summarize
 
 RESNET_NAME = "resnet50"
@@ -205,12 +206,8 @@ def _one_thread() -> Iterator[None]:
     """A few images through a network and many small matrix products and eigen-solves: one
     thread is about as fast, and on a busy machine many times faster than threads that wait
     for each other at every step (ResNet-50 forward: 0.2 s vs up to 3 s measured here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------- measuring a network over images
@@ -542,13 +539,3 @@ def _compute(params: Any) -> GhostMapsResult:
             comparison.model, xv, resnet_blocks(comparison.model)),
         comparison_metrics=other_metrics, metric_inputs=measured)
 
-
-def run(run: Any) -> GhostMapsResult:
-    """Notebook 05's step: ``compute`` on the run's params, then write ``artifacts/ghost_maps.json``
-    (``ghost_report.summary``)."""
-    from .ghost_report import summary
-    from .jsonio import write_json
-
-    result = compute(run.params)
-    write_json(run.artifact("ghost_maps.json"), summary(result))
-    return result

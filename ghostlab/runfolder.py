@@ -57,7 +57,8 @@ class NotebookRun:
             models["fp32"] = self.artifact("model.onnx")
         for v in self.params.calibrate.variants:
             path = self.artifact(f"int8_{v.name}.onnx")
-            if path.exists():
+            record = self.artifact(f"calibration_{v.name}.json")  # an alias of another variant's file: skip
+            if path.exists() and not (record.exists() and read_json(record).get("alias_of")):
                 models[f"int8_{v.name}"] = path
         return models
 

@@ -44,7 +44,7 @@ STEPS: tuple[Step, ...] = (
     Step("04_evaluate", "evaluate", "How accurate is each candidate, and which one to ship?",
          requires=("01_export", "02_calibrate"), needs_images=True,
          headline_figures=(("accuracy_vs_latency", "Accuracy vs latency"),)),
-    Step("05_ghost_maps", "ghosts", "What do GhostNet's cheap operations make?",
+    Step("05_ghost_maps", "ghost_report", "What do GhostNet's cheap operations make?",
          headline_figures=(("redundancy_vs_depth", "Redundancy across depth: GhostNet vs a conventional CNN"),)),
 )
 BY_NAME = {s.name: s for s in STEPS}
