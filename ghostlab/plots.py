@@ -548,7 +548,13 @@ def sqnr_by_depth(tensors: dict[str, list[dict]], title: str = "Per-tensor SQNR 
         if line:
             ax.plot([d for d, _ in line], [v for _, v in line], color="black", lw=1, zorder=3, label="vs fp32")
         ax.set_ylabel("SQNR (dB)")
-        ax.set_title(name, loc="left", fontsize=10)
+        # the panel's takeaway in its title: where it is weakest, and what reaches the logits
+        weakest = min((r for r in rows if r["quantized"] and math.isfinite(r["local_sqnr_db"])),
+                      key=lambda r: r["local_sqnr_db"], default=None)
+        ax.set_title(f"int8_{name}" + (f" — weakest tensor {fmt.db(weakest['local_sqnr_db'])} ({weakest['role']})"
+                                       if weakest else "")
+                     + (f"; {fmt.db(line[-1][1])} left at the last activation" if line else ""),
+                     loc="left", fontsize=10)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("depth (node index in the graph, input → logits)")
     handles = list(seen_roles.values())
