@@ -122,6 +122,9 @@ def benchmark(artifacts: Path) -> str:
                         f"{fmt.faster(best['ratio_vs_fp32'], 'fp32')}")
             where_lost = int8_loss(bench, best["model"])
             out.append(sentence + (f"; {where_lost}" if where_lost else "") + ".")
+        elif best["ratio_vs_fp32"] < 1.1:
+            out.append(f"int8 gains little here: the best int8 candidate, {best['model']}, is "
+                       f"{fmt.faster(best['ratio_vs_fp32'], 'fp32')}.")
         else:
             out.append(f"int8 pays off: {best['model']} is {fmt.faster(best['ratio_vs_fp32'], 'fp32')}.")
     return " ".join(out)

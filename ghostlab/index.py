@@ -159,7 +159,8 @@ def verdict_sentences(rows: list[dict], recommendation: dict | None, max_drop: f
                    + f"It is {fmt.faster(speed, 'fp32')}{where}, with top-1 {fmt.accuracy(pick.get('top-1 %'))}"
                    + (f" (drop {acc})." if pick.get("top-1 drop (pp)") is not None else "."))
         fp32 = by_name.get("fp32", {})
-        if pick.get("size (MB)") and fp32.get("size (MB)"):
+        if pick.get("size (MB)") and fp32.get("size (MB)") and fmt.size_mb(pick["size (MB)"] * 1e6) != fmt.size_mb(
+                fp32["size (MB)"] * 1e6):  # same size (bf16, f32 hints): nothing to say
             out.append(f"Its file is {fmt.size_mb(pick['size (MB)'] * 1e6)} against fp32's "
                        f"{fmt.size_mb(fp32['size (MB)'] * 1e6)}.")
     if fp32_vs_torch:
