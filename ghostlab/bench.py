@@ -77,6 +77,8 @@ few percent of the ISA peak is normal for GhostNet.
                    "best": str | null,             # the fastest candidate at this cell (any runtime)
                    "best_runtime": str | null, "best_precision": str | null, "best_img_s": float | null,
                    "best_vs_fp32": float | null, "best_vs_torch": float | null},
+      "extra_sizes": [{"input_size": int, "cell": str, "error": str | null,   # benchmark.extra_input_sizes
+                       "results": [{"model", "p50_ms", "img_s", "ratio_vs_fp32", "ratio_vs_torch"}]}],
       "profile": {"batch": int, "threads": 1, "runs": int,   # null when benchmark.profile is false
                   "runtimes": {"<model>": "onnxruntime" | "openvino"},
                   "models": {"<model>": {"<GhostNet part>": ms per image}}},  # ORT profiler / OV counters
@@ -792,6 +794,8 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
             rows.extend(cell_rows)
             if cell == head:
                 timed = leading(models, cell_rows, count)
+        extra = [extra_size(head, models, settings, size, cache, cpu, progress)
+                 for size in getattr(bench, "extra_input_sizes", None) or [] if size != bench.input_size]
     finally:
         cache.clear()
         _restore_torch_threads(cpu["cores"])
@@ -829,11 +833,43 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
                  "formula": PEAK_FORMULA, "measured": roofs},
         "results": rows,
         "headline": headline(rows, cpu["cores"], bench.headline_batch),
+        "extra_sizes": extra,
         "profile": profile,
         "warnings": warnings,
         "load_average": {"before": before, "after": after},
         "seconds": time.perf_counter() - t0,
     }
+
+
+EXTRA_KEYS = ("model", "p50_ms", "img_s", "ratio_vs_fp32", "ratio_vs_torch")
+
+
+def extra_size(cell: Cell, models: Sequence[BenchModel], settings: dict, size: int, cache: dict, cpu: dict,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """Every model at the headline ``cell`` and another input side (``benchmark.extra_input_sizes``):
+    ``{"input_size", "cell", "results": [{model, p50_ms, img_s, ratio_vs_fp32, ratio_vs_torch}], "error"}``.
+    Rates only: the roofline fields need the MACs at that size. A failure is recorded, not raised."""
+    if progress:
+        progress(f"{cell.label()} at {size} px")
+    try:
+        rows = summarize_cell(cell, measure_cell(cell, models, settings, size, cache), models, cpu)
+    except Exception as err:  # noqa: BLE001 - one extra size failing must not lose the whole benchmark
+        return {"input_size": size, "cell": cell.label(), "results": [], "error": f"{type(err).__name__}: {err}"}
+    return {"input_size": size, "cell": cell.label(), "results": [{k: r[k] for k in EXTRA_KEYS} for r in rows],
+            "error": None}
+
+
+def extra_size_rows(result: dict) -> list[dict]:
+    """03's table of the extra input sizes: one row per size and model."""
+    out = []
+    for block in result.get("extra_sizes") or []:
+        if block.get("error"):
+            out.append({"input": f"{block['input_size']} px", "model": "(failed)", "error": block["error"]})
+        for r in block["results"]:
+            out.append({"input": f"{block['input_size']} px", "model": r["model"], "p50 ms": r["p50_ms"],
+                        "img/s": r["img_s"], "× faster than fp32": r["ratio_vs_fp32"],
+                        "× faster than torch": r["ratio_vs_torch"]})
+    return out
 
 
 def _restore_torch_threads(cores: int) -> None:
