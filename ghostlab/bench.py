@@ -96,7 +96,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,33 +104,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import RunError
-from .ghostnet import ghostnet_role
+from .bench_profile import profile_parts
+from .bench_roofs import PEAK_FORMULA, clock, gemm_roofs, microarchitecture, peak_macs_per_cycle, peak_macs_per_s
 from .runtimes import Candidate, onnx_candidate, s8s8_warning, set_torch_threads, torch_candidate
 
 VERSION = 1
 RESULT_KEYS = ("model", "kind", "runtime", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
                "p99_ms", "max_ms", "tail", "mean_ms", "img_s", "ratio_vs_fp32", "ratio_vs_fp32_iqr", "ratio_vs_torch", "gmac_s",
                "peak_gmac_s", "peak_fraction", "samples", "latencies_ms", "round_img_s")
-FMA_UNITS = 2
-AMX_INT8_MACS_PER_CYCLE = 1024
-# MACs per cycle per core where the ISA flags mislead: (vendor, family, model numbers, name, fp32, int8).
-# AMD Zen 4 has AVX-512 and VNNI but runs them on 256-bit units: 2 x 8 fp32 FMA lanes = 16 and 4 x that
-# = 64 int8 (vpdpbusd), not the 32 / 128 the flags suggest; Zen and Zen+ have 128-bit FMA units.
-# Unlisted CPUs get the ISA rule (module docstring).
-MICROARCHITECTURES = (
-    ("AuthenticAMD", 23, range(0x00, 0x30), "Zen / Zen+", 8, 16),
-    ("AuthenticAMD", 23, range(0x30, 0x100), "Zen 2", 16, 32),
-    ("AuthenticAMD", 25, (*range(0x00, 0x10), *range(0x20, 0x60)), "Zen 3", 16, 32),
-    ("AuthenticAMD", 25, (*range(0x10, 0x20), *range(0x60, 0x80), *range(0xA0, 0xB0)), "Zen 4", 16, 64),
-    ("AuthenticAMD", 26, (*range(0x00, 0x20), *range(0x40, 0x50)), "Zen 5 (512-bit units)", 32, 128),
-)
-PEAK_FORMULA = ("ISA peak MAC/s = MACs per cycle per core x GHz x cores used; MACs per cycle from the "
-                "microarchitecture table where the CPU is listed (Zen 4: 16 fp32, 64 int8), else fp32: FMA lanes "
-                "(16 AVX-512, 8 AVX2, 4 SSE) x 2 FMA units; int8: 4x the fp32 lanes with VNNI, 2x without, "
-                "1024 with AMX-INT8. GEMM roof: the best dense MatMul rate ONNX Runtime measured here on the "
-                "same threads")
 P99_MIN_SAMPLES = 100  # fewer samples: the 99th percentile is the maximum, reported as "max of N"
-GEMM_SHAPE = (256, 1024, 1024)  # M x K x N of the measured roof: 0.27 GMAC per run
 QUICK = {"warmup": 1, "rounds": 2, "images_per_round": 1, "max_batch_sizes": 2}
 
 
@@ -384,114 +365,6 @@ def paired_ratio(rounds: Sequence[Round], reference: Sequence[Round]) -> tuple[f
     return float(q50), [float(q25), float(q75)]
 
 
-def microarchitecture(cpu: dict) -> tuple[str, int, int] | None:
-    """(name, fp32, int8 MACs per cycle per core) from ``MICROARCHITECTURES``; None: not listed."""
-    for vendor, family, models, name, fp32, int8 in MICROARCHITECTURES:
-        if cpu.get("vendor") == vendor and cpu.get("family") == family and cpu.get("model_number") in models:
-            return name, fp32, int8
-    return None
-
-
-def peak_macs_per_cycle(cpu: dict, precision: str) -> int:
-    """MACs one core can start per cycle for ``precision``: the microarchitecture table where the
-    CPU is listed, else the ISA rule (see the module docstring)."""
-    known = microarchitecture(cpu)
-    if known:
-        return known[2] if precision == "int8" else known[1]
-    flags = cpu.get("flags", {})
-    lanes = 16 if flags.get("avx512f") else 8 if (flags.get("avx2") or flags.get("fma")) else 4
-    fp32 = lanes * FMA_UNITS
-    if precision != "int8":
-        return fp32
-    if flags.get("amx_int8"):
-        return AMX_INT8_MACS_PER_CYCLE
-    return fp32 * (4 if cpu.get("vnni") else 2)
-
-
-def clock(cpu: dict) -> tuple[float, str]:
-    """The GHz the ISA peak is computed at, and where that figure comes from."""
-    if cpu.get("max_mhz"):
-        return cpu["max_mhz"] / 1e3, "cpuinfo_max_freq (the highest clock cpufreq reports)"
-    if cpu.get("mhz"):
-        return cpu["mhz"] / 1e3, '/proc/cpuinfo "cpu MHz" (a current reading, not a rated clock)'
-    return 0.0, "unknown"
-
-
-def peak_macs_per_s(cpu: dict, precision: str, cores_used: int) -> float:
-    return peak_macs_per_cycle(cpu, precision) * clock(cpu)[0] * 1e9 * cores_used
-
-
-def _gemm_models(folder: Path) -> dict[str, Path]:
-    """A MatMul with constant weights (``GEMM_SHAPE``), fp32 and as the int8 variants run it
-    (QDQ: uint8 activations, int8 weights; ORT fuses it into one integer GEMM)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    m, k, n = GEMM_SHAPE
-    w = (np.random.default_rng(0).standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
-    ws = float(np.abs(w).max() / 127)
-    io = ([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["m", k])],
-          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["m", n])])
-    const = numpy_helper.from_array
-    graphs = {
-        "fp32": helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "gemm_fp32", *io,
-                                  [const(w, "w")]),
-        "int8": helper.make_graph([
-            helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
-            helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
-            helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
-            helper.make_node("MatMul", ["xd", "wd"], ["yf"]),
-            helper.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["yq"]),
-            helper.make_node("DequantizeLinear", ["yq", "ys", "yz"], ["y"]),
-        ], "gemm_int8", *io, [
-            const(np.clip(np.round(w / ws), -127, 127).astype(np.int8), "wq"), const(np.float32(ws), "ws"),
-            const(np.int8(0), "wz"), const(np.float32(8 / 255), "xs"), const(np.uint8(128), "xz"),
-            const(np.float32(np.sqrt(k) / 255), "ys"), const(np.uint8(128), "yz")]),
-    }
-    paths = {}
-    for precision, graph in graphs.items():
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-        model.ir_version = 8
-        paths[precision] = folder / f"gemm_{precision}.onnx"
-        onnx.save(model, str(paths[precision]))
-    return paths
-
-
-def gemm_roofs(threads: Sequence[int], seconds: float = 0.5, spin: bool = False) -> dict:
-    """The measured roof: the best dense GEMM rate (GMAC/s) ONNX Runtime reaches on this machine,
-    fp32 and int8, per intra-op thread count (the fastest of the runs in ``seconds``)."""
-    import tempfile
-
-    m, k, n = GEMM_SHAPE
-    x = np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)
-    out: dict = {"runtime": "onnxruntime", "shape_mkn": list(GEMM_SHAPE), "fp32": {}, "int8": {}}
-    with tempfile.TemporaryDirectory(prefix="ghostlab-gemm-") as tmp:
-        for precision, path in _gemm_models(Path(tmp)).items():
-            for t in sorted(set(threads)):
-                run = onnx_candidate(f"gemm_{precision}", path).session(t, spin=spin)
-                run(x)  # warm-up
-                best, end = float("inf"), time.perf_counter() + seconds
-                while time.perf_counter() < end:
-                    t0 = time.perf_counter()
-                    run(x)
-                    best = min(best, time.perf_counter() - t0)
-                out[precision][str(t)] = m * k * n / best / 1e9
-    return out
-
-
-def measured_roof_gmac_s(result: dict, row: dict) -> float | None:
-    """The GEMM roof for a result row: ONNX Runtime rows only, at the row's threads (K sessions of
-    one thread: K x the one-thread roof); None where nothing was measured."""
-    roofs = (result.get("peak") or {}).get("measured") or {}
-    runtime = row.get("runtime") or ("onnxruntime" if row.get("kind") == "onnx" else row.get("kind"))
-    if runtime != roofs.get("runtime"):
-        return None
-    by_threads = roofs.get(row.get("precision"), {})
-    sessions = row.get("sessions", 1)
-    rate = by_threads.get(str(row["threads"] if sessions == 1 else 1))
-    return rate * sessions if rate else None
-
-
 def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence[BenchModel],
                    cpu: dict, reference: str = "fp32", baseline: str = "torch") -> list[dict]:
     """One result row per model for one cell (the layout in the module docstring)."""
@@ -519,6 +392,17 @@ def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence
         row["round_img_s"] = [round(r.img_s, 3) for r in rounds]
         rows.append(row)
     return rows
+
+
+def read_result(path: str | Path) -> dict:
+    """``benchmark.json`` as written by ``run``; {} when it is missing, unreadable or being written."""
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def select(result: dict, model: str | None = None, batch: int | None = None,
@@ -654,112 +538,6 @@ def load_warning(before: Sequence[float], cores: int) -> str | None:
 
 # ---------------------------------------------------------------- where the time goes
 
-_LAYOUT_OPS = {"ReorderInput", "ReorderOutput", "Transpose"}
-_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
-
-
-def part_of(node_name: str, op_type: str) -> str:
-    """The GhostNet part an executed ORT node belongs to (calibrate's roles), or the layout /
-    quantize work ORT adds around the graph."""
-
-    role = ghostnet_role(node_name)
-    if role != "other":
-        return role
-    if op_type in _LAYOUT_OPS:
-        return "layout reorder"
-    if op_type in _QDQ_OPS:
-        return "quantize / dequantize"
-    return "other"
-
-
-_OV_LAYOUT_TYPES = {"Reorder", "Transpose"}
-_OV_QDQ_TYPES = {"FakeQuantize", "Convert"}
-
-
-def ov_part_of(node_name: str, node_type: str) -> str:
-    """The GhostNet part an executed OpenVINO node belongs to. The CPU plugin keeps the ONNX node
-    names of the layers it runs (``.../cheap_operation.0/Conv/WithoutBiases``) and names the
-    reorders it inserts after their consumer, so layout and quantize nodes go by type first."""
-    if node_type in _OV_LAYOUT_TYPES:
-        return "layout reorder"
-    if node_type in _OV_QDQ_TYPES:
-        return "quantize / dequantize"
-    return part_of(node_name, node_type)
-
-
-def _parse_counts(per_run: list[list[tuple[str, str, float]]]) -> dict[str, list[float]]:
-    """ms per GhostNet part in each inference, from OpenVINO's performance counters."""
-    counters = []
-    for nodes in per_run:
-        c: Counter = Counter()
-        for name, node_type, ms in nodes:
-            c[ov_part_of(name, node_type)] += ms
-        counters.append(c)
-    parts = sorted({k for c in counters for k in c})
-    return {k: [c.get(k, 0.0) for c in counters] for k in parts}
-
-
-def _parse_profile(events: list[dict], runs: int) -> dict[str, list[float]]:
-    """ms per GhostNet part in each of the last ``runs`` inferences of an ORT profile."""
-    windows = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")[-runs:]
-    per_run: list[Counter] = [Counter() for _ in windows]
-    for e in events:
-        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
-            continue
-        for i, (start, end) in enumerate(windows):
-            if start <= e["ts"] <= end:
-                per_run[i][part_of(e["name"][: -len("_kernel_time")], e.get("args", {}).get("op_name", ""))] \
-                    += e["dur"] / 1e3
-                break
-    parts = sorted({k for c in per_run for k in c})
-    return {k: [c.get(k, 0.0) for c in per_run] for k in parts}
-
-
-def profile_parts(models: Sequence[BenchModel], batch: int, size: int, runs: int = 5,
-                  threads: int = 1) -> dict:
-    """Time per image (ms, median over ``runs`` interleaved inferences) that each GhostNet part
-    takes in each ORT and OpenVINO model, from ONNX Runtime's profiler and OpenVINO's per-node
-    performance counters (``PERF_COUNT``) on ``threads`` threads.
-
-    The profiler adds a little overhead per node, so totals run above the timed table; the split
-    is what it is for: which parts int8 speeds up and which it slows down.
-    """
-    import json
-    import tempfile
-
-    profiled = [m for m in models if m.runtime in ("onnxruntime", "openvino") and m.candidate is not None]
-    x = canonical_input(batch, size)
-    counts: dict[str, list] = {m.name: [] for m in profiled if m.runtime == "openvino"}
-    with tempfile.TemporaryDirectory(prefix="ghostlab-profile-") as tmp:
-        sessions = {}
-        for m in profiled:
-            sessions[m.name] = m.candidate.session(threads, profile_prefix=str(Path(tmp) / m.name))
-        for r in range(runs + 1):  # one warm-up inference, left out below
-            for m in _rotated(profiled, r):
-                sessions[m.name](x)
-                if m.name in counts and r > 0:
-                    counts[m.name].append(sessions[m.name].perf_counts())
-        parts = {name: (_parse_counts(counts[name]) if name in counts
-                        else _parse_profile(json.loads(Path(s.end_profiling()).read_text()), runs))
-                 for name, s in sessions.items()}
-    return {"batch": batch, "threads": threads, "runs": runs,
-            "runtimes": {m.name: m.runtime for m in profiled},
-            "models": {name: {k: float(np.median(v)) / batch for k, v in by_part.items()}
-                       for name, by_part in parts.items()}}
-
-
-def profile_rows(result: dict) -> list[dict]:
-    """ms per image by GhostNet part, one column per model, largest fp32 part first."""
-    prof = result.get("profile") or {}
-    models = prof.get("models", {})
-    if not models:
-        return []
-    parts = sorted({p for m in models.values() for p in m},
-                   key=lambda p: -models.get("fp32", next(iter(models.values()))).get(p, 0.0))
-    rows = [{"part": p, **{f"{m} ms": models[m].get(p, 0.0) for m in models}} for p in parts]
-    rows.append({"part": "total", **{f"{m} ms": sum(models[m].values()) for m in models}})
-    return rows
-
 
 # ---------------------------------------------------------------- the whole benchmark
 
@@ -810,8 +588,8 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
     if bench.profile and any(m.runtime in ("onnxruntime", "openvino") for m in models):
         if progress:
             progress("profiling by GhostNet part")
-        profile = profile_parts(models, _closest(settings["batch_sizes"], bench.headline_batch), bench.input_size,
-                                runs=2 if settings["quick"] else 5)
+        x = canonical_input(_closest(settings["batch_sizes"], bench.headline_batch), bench.input_size)
+        profile = profile_parts(models, x, runs=2 if settings["quick"] else 5)
     facts = {m.name: m.facts() for m in models}
     after = list(os.getloadavg())
     warnings = isa_warnings(cpu, facts) + scaling_warnings(rows)
@@ -859,19 +637,6 @@ def extra_size(cell: Cell, models: Sequence[BenchModel], settings: dict, size: i
             "error": None}
 
 
-def extra_size_rows(result: dict) -> list[dict]:
-    """03's table of the extra input sizes: one row per size and model."""
-    out = []
-    for block in result.get("extra_sizes") or []:
-        if block.get("error"):
-            out.append({"input": f"{block['input_size']} px", "model": "(failed)", "error": block["error"]})
-        for r in block["results"]:
-            out.append({"input": f"{block['input_size']} px", "model": r["model"], "p50 ms": r["p50_ms"],
-                        "img/s": r["img_s"], "× faster than fp32": r["ratio_vs_fp32"],
-                        "× faster than torch": r["ratio_vs_torch"]})
-    return out
-
-
 def _restore_torch_threads(cores: int) -> None:
     import sys
 
@@ -914,150 +679,3 @@ def run(run: Any, progress: Callable[[str], None] | None = None) -> dict:
     result["model_facts"] = facts
     write_json(run.artifact("benchmark.json"), result)
     return result
-
-
-# ---------------------------------------------------------------- rows for tables
-
-def machine_rows(result: dict) -> list[dict]:
-    cpu, s = result["cpu"], result["settings"]
-    flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on) or "none"
-    return [
-        {"fact": "CPU", "value": cpu.get("model")},
-        {"fact": "cores available", "value": cpu.get("cores")},
-        *peak_rows(result),
-        {"fact": "ISA flags", "value": flags},
-        {"fact": "VNNI (fast int8)", "value": "yes" if cpu.get("vnni") else "no"},
-        {"fact": "input", "value": "1×" + "×".join(map(str, result["input_shape"])) + " per image"},
-        {"fact": "grid", "value": f"batch {s['batch_sizes']}, threads {s['threads']} (0: all cores), "
-                                  f"sessions {s['sessions']}"},
-        {"fact": "rounds", "value": f"{s['warmup']} warm-up + {s['rounds']} timed, ≥{s['images_per_round']} "
-                                    f"images per model per round" + (" (quick mode)" if s["quick"] else "")},
-        {"fact": "load average before / after", "value": " / ".join(
-            f"{v[0]:.2f}" for v in (result["load_average"]["before"], result["load_average"]["after"]))},
-        {"fact": "measured in", "value": f"{result['seconds']:.1f} s"},
-    ]
-
-
-def peak_rows(result: dict) -> list[dict]:
-    """Where the roofs come from: the clock and its source, MACs per cycle (table or ISA rule), the
-    measured GEMM roof."""
-    peak, cpu = result.get("peak") or {}, result["cpu"]
-    ident = " ".join(str(v) for v in (cpu.get("vendor"), cpu.get("family") and f"family {cpu['family']}",
-                                        cpu.get("model_number") is not None and f"model {cpu['model_number']}") if v)
-    rows = [{"fact": "clock for the ISA peak", "value": f"{1e3 * peak.get('ghz', 0):.0f} MHz from "
-                                                        f"{peak.get('clock_source', 'unknown')}"},
-            {"fact": "MACs per cycle per core (fp32 / int8)",
-             "value": f"{peak.get('fp32_macs_per_cycle_per_core')} / {peak.get('int8_macs_per_cycle_per_core')} "
-                      + (f"({peak['microarchitecture']}: microarchitecture table, {ident})"
-                         if peak.get("microarchitecture") else f"(from the ISA flags; {ident or 'CPU'} not in "
-                                                                 f"the microarchitecture table)")}]
-    roofs = peak.get("measured")
-    if roofs:
-        rows.append({"fact": "measured GEMM roof (GMAC/s, ONNX Runtime)", "value": "; ".join(
-            f"{p} " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {v:.0f}" for t, v in roofs[p].items())
-            for p in ("fp32", "int8"))})
-    return rows
-
-
-def model_rows(result: dict) -> list[dict]:
-    return [{"model": n, "runtime": f.get("label") or f["kind"], "precision": f["precision"],
-             "precision hint": f.get("inference_precision"),
-             "activations": f["activation_type"] or "fp32", "weights": f["weight_type"] or "fp32",
-             "MMACs / image": f["macs"] / 1e6, "size (MB)": f["size_mb"]}
-            for n, f in result["models"].items()]
-
-
-def warning_rows(result: dict) -> list[dict]:
-    return [{"warning": w} for w in result["warnings"]] or [{"warning": "none"}]
-
-
-def result_rows(result: dict) -> list[dict]:
-    """The full table: one row per cell and model."""
-    return [{"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
-             "p50 ms": r["p50_ms"], "p90 ms": r["p90_ms"], "tail": r.get("tail", "p99"), "tail ms": tail_ms(r),
-             "img/s": r["img_s"],
-             "× fp32": r["ratio_vs_fp32"], "× torch": r["ratio_vs_torch"], "samples": r["samples"]}
-            for r in result["results"]]
-
-
-def headline_rows(result: dict) -> list[dict]:
-    """The cell the report leads with (batch 8, all cores): each model's numbers side by side."""
-    h = result["headline"]
-    if not h:
-        return []
-    def rounded(v: float | None, digits: int) -> float | None:
-        return None if v is None else round(v, digits)
-
-    return [{"model": r["model"], "p50 ms": rounded(r["p50_ms"], 2), "img/s": rounded(r["img_s"], 1),
-             "× fp32": rounded(r["ratio_vs_fp32"], 2), "× torch": rounded(r["ratio_vs_torch"], 2),
-             "% of peak": rounded(100 * r["peak_fraction"], 2) if r["peak_fraction"] is not None else None}
-            for r in select(result, batch=h["batch"], threads=h["threads"])]
-
-
-def headline_title(result: dict) -> str:
-    h = result["headline"]
-    if not h:
-        return "no single-session cell"
-    return f"batch {h['batch']}, {h['threads']} thread{'s' if h['threads'] > 1 else ''}" + (
-        " (all cores)" if h["all_cores"] else "")
-
-
-def headline_values(result: dict) -> dict:
-    """Key numbers for the index page."""
-    h = result["headline"]
-    if not h:
-        return {}
-    out = {"setting": headline_title(result),
-           "fp32 img/s": round(h["fp32_img_s"], 1) if h["fp32_img_s"] else None}
-    if h.get("best"):
-        out["fastest candidate"] = h["best"]
-        out["fastest × ORT fp32"] = round(h["best_vs_fp32"], 2)
-        if h.get("best_vs_torch") is not None:
-            out["fastest × torch eager"] = round(h["best_vs_torch"], 2)
-    if h["best_int8"]:
-        out[f"best ORT int8 ({h['best_int8']}) × fp32"] = round(h["best_int8_vs_fp32"], 2)
-    if h["fp32_vs_torch"] is not None:
-        out["ORT fp32 × torch eager"] = round(h["fp32_vs_torch"], 2)
-    if h["fp32_vs_torch_1_thread"] is not None and h["threads"] != 1:
-        out["ORT fp32 × torch eager, 1 thread"] = round(h["fp32_vs_torch_1_thread"], 2)
-    return out
-
-
-def fastest_text(result: dict) -> str:
-    """The benchmark's answer in words: the fastest candidate at the headline setting and its ratios.
-    Whether it can ship is 04's call (its accuracy against ``evaluate.max_drop_pts``)."""
-    h = result.get("headline") or {}
-    if not h.get("best"):
-        return "No candidate was timed against ORT fp32 at the headline setting."
-    label = (result.get("models", {}).get(h["best"]) or {}).get("label", h["best"])
-    torch = f", {h['best_vs_torch']:.2f}× torch eager" if h.get("best_vs_torch") is not None else ""
-    return (f"Fastest at {headline_title(result)}: {label} ({h['best']}), {h['best_vs_fp32']:.2f}× ORT fp32{torch} "
-            f"on this CPU. 04_evaluate recommends the fastest candidate whose top-1 drop stays within "
-            f"evaluate.max_drop_pts (95% upper bound).")
-
-
-def profile_models(result: dict) -> list[str]:
-    """The models the where-the-time-goes figure compares: ORT fp32, ORT's best int8, OpenVINO fp32
-    and the fastest candidate (those that were profiled)."""
-    h, prof = result.get("headline") or {}, (result.get("profile") or {}).get("models", {})
-    wanted = ["fp32", h.get("best_int8"), "ov_fp32", h.get("best")]
-    return [m for m in dict.fromkeys(wanted) if m and m in prof]
-
-
-def headline_value_rows(result: dict) -> list[dict]:
-    return [{"result": k, "value": v} for k, v in headline_values(result).items()]
-
-
-def roofline_rows(result: dict) -> list[dict]:
-    """MAC rate each model reaches against the ISA peak of the cores it used and, beside it, the
-    GEMM roof ONNX Runtime measured on the same threads."""
-    rows = []
-    for r in result["results"]:
-        if r["sessions"] != 1 or r["threads"] != max(x["threads"] for x in result["results"] if x["sessions"] == 1):
-            continue
-        roof = measured_roof_gmac_s(result, r)
-        rows.append({"setting": Cell(r["batch"], r["threads"], r["sessions"]).label(), "model": r["model"],
-                     "GMAC/s": r["gmac_s"], "ISA peak GMAC/s": r["peak_gmac_s"],
-                     "% of ISA peak": 100 * r["peak_fraction"] if r["peak_fraction"] is not None else None,
-                     "GEMM roof GMAC/s": roof, "% of GEMM roof": 100 * r["gmac_s"] / roof if roof else None})
-    return rows

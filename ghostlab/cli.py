@@ -108,7 +108,7 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from . import demo, evaluate, plots
+    from . import demo, evaluate, evaluate_report, plots
     from .config import load_params
     from .runfolder import NotebookRun
     from .runner import run_dir_for
@@ -121,10 +121,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                        f"first, or point --out at an existing run folder")
     result = evaluate.run(run, progress=sys.stderr.isatty())
     print(f"{params.model.name} on {result.data['evaluated']:,} images — {result.preprocess}")
-    print(plots.text_table(evaluate.accuracy_rows(result), digits=3))
+    print(plots.text_table(evaluate_report.accuracy_rows(result), digits=3))
     if result.paired:
         print()
-        print(plots.text_table(evaluate.paired_rows(result), digits=3))
+        print(plots.text_table(evaluate_report.paired_rows(result), digits=3))
     print(f"\nwrote {run.artifact('evaluation.json')} and predictions_<model>.csv beside it")
     return 0
 

@@ -192,7 +192,8 @@ def paired_change(base: RunInfo, other: RunInfo, model: str, draws: int = 1000, 
     """``evaluate.paired_stats`` of ``model`` from base to other on the images both evaluated
     (same root, file and label); None when they share none or a predictions file is missing.
     ``top1_drop`` > 0 means the other run gets fewer images right."""
-    from .evaluate import change_significance, paired_stats
+    from .evaluate import paired_stats
+    from .evaluate_report import change_significance
 
     a, b = _predictions(base, model), _predictions(other, model)
     if not a or not b:

@@ -26,7 +26,8 @@ def recommend(benchmark: dict, accuracy: dict[str, dict], paired: dict[str, dict
     """The recommendation (module docstring) from ``benchmark.json``, 04's ``accuracy`` (candidate ->
     {top1, n}) and ``paired`` (candidate -> paired_stats against ``reference``), and ``candidates``
     (candidate -> ``Candidate.facts()``). None when no evaluated candidate was timed."""
-    from .bench import headline_cell, headline_title
+    from .bench import headline_cell
+    from .bench_report import headline_title
 
     cell = headline_cell(benchmark)
     pool = [m for m in accuracy if m in cell and m != "torch"]

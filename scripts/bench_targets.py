@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     import json
 
     import ghostlab
-    from ghostlab import bench
+    from ghostlab import bench, bench_report
 
     run_dir = Path(args.run_dir).resolve()
     run = ghostlab.start("bench_targets", run_dir / "params.yaml", run_dir, show=False)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{run.params.model.name} at {result['input_shape']}, {facts['macs'] / 1e6:.0f} MMACs/image; "
           f"{result['cpu']['model']}, {result['cpu']['cores']} cores; load {result['load_average']['before'][0]:.1f}"
           f" -> {result['load_average']['after'][0]:.1f}; {args.rounds} rounds in {result['seconds']:.0f} s")
-    for r in bench.result_rows(result):
+    for r in bench_report.result_rows(result):
         print(f"  {r['setting']:10s} {r['model']:20s} p50 {r['p50 ms']:8.2f} ms  {r['img/s']:8.1f} img/s  "
               f"x fp32 {r['× fp32']:.2f}  x torch {r['× torch'] or float('nan'):.2f}")
     chosen = cell.get(name) or {}
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         met = target is None or (value is not None and value >= target)
         ok &= met
         goal = f"(target >= {target}) {'PASS' if met else 'FAIL'}" if target is not None else "(no target)"
-        print(f"{what} at {bench.headline_title(result)}: {value if value is None else round(value, 2)} {goal}")
+        print(f"{what} at {bench_report.headline_title(result)}: {value if value is None else round(value, 2)} {goal}")
     if h.get("fp32_vs_torch_1_thread") is not None:
         print(f"ORT fp32 / torch eager on 1 thread: {h['fp32_vs_torch_1_thread']:.2f}")
     print(f"fastest at batch 8: {h['best']}; ORT's best int8 variant: {h['best_int8']}")

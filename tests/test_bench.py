@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ghostlab import bench, runtimes
+from ghostlab import bench, bench_profile, bench_report, bench_roofs, runtimes
 from ghostlab.config import BenchmarkParams
 from ghostlab.errors import RunError
 from ghostlab.jsonio import read_json, write_json
@@ -75,7 +75,7 @@ def test_p99_only_from_100_samples_else_the_max_says_so():
     assert p["p99_ms"] is None and p["tail"] == "max of 20" and p["max_ms"] == pytest.approx(20.0)
     row = {**p, "batch": 8, "threads": 2, "sessions": 1, "model": "fp32", "img_s": 1.0, "ratio_vs_fp32": 1.0,
            "ratio_vs_torch": None, "samples": 20}
-    (shown,) = bench.result_rows({"results": [row]})
+    (shown,) = bench_report.result_rows({"results": [row]})
     assert shown["tail"] == "max of 20" and shown["tail ms"] == pytest.approx(20.0) and "p99 ms" not in shown
     assert bench.tail_ms(bench.percentiles_ms(np.arange(1, 101) / 1e3)) == pytest.approx(99.01)
 
@@ -134,8 +134,8 @@ def test_summarize_without_fp32_or_torch_leaves_ratios_empty():
     ({"flags": {}, "vnni": False}, 8, 16),
 ])
 def test_peak_macs_per_cycle_from_isa(cpu, fp32, int8):
-    assert bench.peak_macs_per_cycle(cpu, "fp32") == fp32
-    assert bench.peak_macs_per_cycle(cpu, "int8") == int8
+    assert bench_roofs.peak_macs_per_cycle(cpu, "fp32") == fp32
+    assert bench_roofs.peak_macs_per_cycle(cpu, "int8") == int8
 
 
 ZEN4 = {"model": "AMD EPYC 9R14", "machine": "x86_64", "cores": 2, "mhz": 2600.0, "vendor": "AuthenticAMD",
@@ -145,22 +145,22 @@ ZEN4 = {"model": "AMD EPYC 9R14", "machine": "x86_64", "cores": 2, "mhz": 2600.0
 
 def test_zen4_peak_comes_from_the_microarchitecture_table_not_the_flags():
     # AVX-512 on 256-bit units: 16 fp32 and 64 int8 MACs per cycle per core, not 32 / 128
-    assert (bench.peak_macs_per_cycle(ZEN4, "fp32"), bench.peak_macs_per_cycle(ZEN4, "int8")) == (16, 64)
-    assert bench.microarchitecture(ZEN4)[0] == "Zen 4"
-    assert bench.peak_macs_per_s(ZEN4, "fp32", 2) == pytest.approx(16 * 2.6e9 * 2)
+    assert (bench_roofs.peak_macs_per_cycle(ZEN4, "fp32"), bench_roofs.peak_macs_per_cycle(ZEN4, "int8")) == (16, 64)
+    assert bench_roofs.microarchitecture(ZEN4)[0] == "Zen 4"
+    assert bench_roofs.peak_macs_per_s(ZEN4, "fp32", 2) == pytest.approx(16 * 2.6e9 * 2)
     genoa_x = {**ZEN4, "model_number": 0x11}
-    assert bench.peak_macs_per_cycle(genoa_x, "int8") == 64
+    assert bench_roofs.peak_macs_per_cycle(genoa_x, "int8") == 64
     milan = {**ZEN4, "model_number": 1, "flags": {"avx2": True, "fma": True}, "vnni": False}
-    assert (bench.peak_macs_per_cycle(milan, "fp32"), bench.peak_macs_per_cycle(milan, "int8")) == (16, 32)
+    assert (bench_roofs.peak_macs_per_cycle(milan, "fp32"), bench_roofs.peak_macs_per_cycle(milan, "int8")) == (16, 32)
     intel = {**ZEN4, "vendor": "GenuineIntel", "family": 6, "model_number": 143}
-    assert bench.microarchitecture(intel) is None and bench.peak_macs_per_cycle(intel, "fp32") == 32  # ISA rule
+    assert bench_roofs.microarchitecture(intel) is None and bench_roofs.peak_macs_per_cycle(intel, "fp32") == 32  # ISA rule
 
 
 def test_clock_says_where_it_comes_from():
-    assert bench.clock({**ZEN4, "max_mhz": 3700.0}) == (3.7, "cpuinfo_max_freq (the highest clock cpufreq reports)")
-    ghz, source = bench.clock(ZEN4)
+    assert bench_roofs.clock({**ZEN4, "max_mhz": 3700.0}) == (3.7, "cpuinfo_max_freq (the highest clock cpufreq reports)")
+    ghz, source = bench_roofs.clock(ZEN4)
     assert ghz == pytest.approx(2.6) and "current reading" in source and "cpu MHz" in source
-    assert bench.clock({**ZEN4, "mhz": None}) == (0.0, "unknown")
+    assert bench_roofs.clock({**ZEN4, "mhz": None}) == (0.0, "unknown")
 
 
 def test_measured_gemm_roof_is_shown_beside_the_isa_peak():
@@ -176,21 +176,21 @@ def test_measured_gemm_roof_is_shown_beside_the_isa_peak():
         "peak": {"ghz": 2.6, "clock_source": "x", "microarchitecture": "Zen 4", "fp32_macs_per_cycle_per_core": 16,
                  "int8_macs_per_cycle_per_core": 64,
                  "measured": {"runtime": "onnxruntime", "fp32": {"1": 40.0, "2": 80.0}, "int8": {"1": 100.0, "2": 200.0}}}}
-    rows = {r["model"]: r for r in bench.roofline_rows(result)}
+    rows = {r["model"]: r for r in bench_report.roofline_rows(result)}
     assert rows["fp32"]["GEMM roof GMAC/s"] == 80.0 and rows["fp32"]["% of GEMM roof"] == pytest.approx(12.5)
     assert rows["int8_a"]["% of GEMM roof"] == pytest.approx(6.0)
     assert rows["fp32"]["% of ISA peak"] == pytest.approx(100 * 10 / 83.2)
     assert rows["torch"]["GEMM roof GMAC/s"] is None  # torch's GEMM was not measured
-    assert bench.measured_roof_gmac_s(result, result["results"][3]) == 80.0  # 2 sessions x the 1-thread roof
-    facts = {r["fact"]: r["value"] for r in bench.peak_rows(result)}
+    assert bench_roofs.measured_roof_gmac_s(result, result["results"][3]) == 80.0  # 2 sessions x the 1-thread roof
+    facts = {r["fact"]: r["value"] for r in bench_report.peak_rows(result)}
     assert "16 / 64 (Zen 4" in facts["MACs per cycle per core (fp32 / int8)"]
     assert facts["measured GEMM roof (GMAC/s, ONNX Runtime)"].startswith("fp32 1 thread 40, 2 threads 80; int8")
 
 
 def test_peak_rate_scales_with_clock_and_cores():
-    assert bench.peak_macs_per_s(AVX2_ONLY, "fp32", 1) == pytest.approx(16 * 2.0e9)
-    assert bench.peak_macs_per_s(AVX2_ONLY, "fp32", 4) == pytest.approx(4 * 16 * 2.0e9)
-    assert bench.peak_macs_per_s({**AVX2_ONLY, "mhz": None}, "fp32", 4) == 0
+    assert bench_roofs.peak_macs_per_s(AVX2_ONLY, "fp32", 1) == pytest.approx(16 * 2.0e9)
+    assert bench_roofs.peak_macs_per_s(AVX2_ONLY, "fp32", 4) == pytest.approx(4 * 16 * 2.0e9)
+    assert bench_roofs.peak_macs_per_s({**AVX2_ONLY, "mhz": None}, "fp32", 4) == 0
 
 
 def _row(model, precision, batch, threads, img_s, ratio, vs_torch=None, sessions=1):
@@ -340,10 +340,10 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     roofs = back["peak"]["measured"]
     assert set(roofs["fp32"]) == set(roofs["int8"]) == {str(t) for t in {c.threads for c in cells} | {1}}
     assert all(v > 0 for p in ("fp32", "int8") for v in roofs[p].values())
-    assert any(r["GEMM roof GMAC/s"] for r in bench.roofline_rows(back))
-    for rows in (bench.result_rows(back), bench.headline_rows(back), bench.roofline_rows(back),
-                 bench.machine_rows(back), bench.model_rows(back), bench.warning_rows(back),
-                 bench.headline_value_rows(back)):
+    assert any(r["GEMM roof GMAC/s"] for r in bench_report.roofline_rows(back))
+    for rows in (bench_report.result_rows(back), bench_report.headline_rows(back), bench_report.roofline_rows(back),
+                 bench_report.machine_rows(back), bench_report.model_rows(back), bench_report.warning_rows(back),
+                 bench_report.headline_value_rows(back)):
         assert rows
     from ghostlab import plots
 
@@ -355,7 +355,7 @@ def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_model
     assert prof["batch"] == 4 and set(prof["models"]) == {"fp32", "int8_u8s8"}
     assert all(v >= 0 for m in prof["models"].values() for v in m.values())
     assert "quantize / dequantize" in prof["models"]["int8_u8s8"]  # the input QuantizeLinear at least
-    assert bench.profile_rows(back)[-1]["part"] == "total"
+    assert bench_profile.profile_rows(back)[-1]["part"] == "total"
     assert len(plots.bench_parts(prof, ["fp32", None]).axes[0].patches) == len(prof["models"]["fp32"])
 
 
@@ -368,5 +368,5 @@ def test_profile_events_are_split_by_run_and_part():
                               1005, 2000),
               node("ReorderOutput_token_3", "ReorderOutput", 1010, 500), node("input_QuantizeLinear",
                                                                               "QuantizeLinear", 1020, 250)]
-    parts = bench._parse_profile(events, runs=1)  # the first run is the warm-up
+    parts = bench_profile._parse_profile(events, runs=1)  # the first run is the warm-up
     assert parts == {"cheap depthwise op": [2.0], "layout reorder": [0.5], "quantize / dequantize": [0.25]}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ghostlab import evaluate as ev
+from ghostlab import evaluate_report as evr
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,16 +200,16 @@ def test_reference_rows_only_for_ghostnet_100_on_imagenet_and_say_which_preproce
 
     seed = {"name": "seed", "resize": 256, "crop": 224, "interpolation": "bilinear",
             "mean": IMAGENET_MEAN, "std": IMAGENET_STD}
-    rows = ev.accuracy_rows(_evaluation("ghostnet_100", 1000, seed))
+    rows = evr.accuracy_rows(_evaluation("ghostnet_100", 1000, seed))
     refs = {r["model"]: r for r in rows[1:]}
     assert [(r["top-1 %"], r["top-5 %"]) for r in refs.values()] == [(73.9, 91.4), (73.958, 91.542), (73.974, 91.46)]
     matching = [m for m, r in refs.items() if r["preprocessing"].endswith("the same as ours")]
     assert matching == ["reference: timm, older figure (deployment recipe)"]  # bilinear 256 -> 224
     bicubic = {**seed, "interpolation": "bicubic"}
-    assert [m for m, r in {r["model"]: r for r in ev.accuracy_rows(_evaluation("ghostnet_100", 1000, bicubic))[1:]}
+    assert [m for m, r in {r["model"]: r for r in evr.accuracy_rows(_evaluation("ghostnet_100", 1000, bicubic))[1:]}
             .items() if r["preprocessing"].endswith("the same as ours")] == ["reference: timm results table (today)"]
-    assert len(ev.accuracy_rows(_evaluation("ghostnet_100", 10, seed))) == 1  # not ImageNet-1k
-    assert len(ev.accuracy_rows(_evaluation("ghostnet_050", 1000, seed))) == 1  # no published row
+    assert len(evr.accuracy_rows(_evaluation("ghostnet_100", 10, seed))) == 1  # not ImageNet-1k
+    assert len(evr.accuracy_rows(_evaluation("ghostnet_050", 1000, seed))) == 1  # no published row
 
 
 # ---------------------------------------------------------------- accuracy vs latency
@@ -222,7 +223,7 @@ def _bench_doc():
 
 def test_latency_points_pick_one_setting_and_mark_the_pareto_front():
     acc = {"fp32": {"top1": 90.0}, "int8_a": {"top1": 88.0}, "int8_b": {"top1": 87.0}}
-    pts = {p["model"]: p for p in ev.latency_points(acc, _bench_doc())}
+    pts = {p["model"]: p for p in evr.latency_points(acc, _bench_doc())}
     assert set(pts) == {"fp32", "int8_a", "int8_b"}  # torch has no accuracy here
     assert pts["fp32"]["latency_ms"] == 10.0 and pts["fp32"]["setting"].startswith("batch 1, 1 thread")
     # int8_b is slower and less accurate than int8_a: dominated
@@ -231,12 +232,12 @@ def test_latency_points_pick_one_setting_and_mark_the_pareto_front():
 
 def test_latency_points_read_defensively():
     acc = {"fp32": {"top1": 90.0}}
-    assert ev.latency_points(acc, {}) == []
-    assert ev.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": None}, "junk", 3]}) == []
+    assert evr.latency_points(acc, {}) == []
+    assert evr.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": None}, "junk", 3]}) == []
     # one reader (bench.select): only the layout bench writes, not keys it never wrote
-    assert ev.latency_points(acc, [{"model": "fp32", "p50": "7.5"}]) == []
-    assert ev.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": 7.5, "batch": 1}]})[0]["latency_ms"] == 7.5
-    assert ev.pareto_front([(1, 1), (1, 1)]) == [True, True]  # ties dominate neither
+    assert evr.latency_points(acc, [{"model": "fp32", "p50": "7.5"}]) == []
+    assert evr.latency_points(acc, {"results": [{"model": "fp32", "p50_ms": 7.5, "batch": 1}]})[0]["latency_ms"] == 7.5
+    assert evr.pareto_front([(1, 1), (1, 1)]) == [True, True]  # ties dominate neither
 
 
 # ---------------------------------------------------------------- against torch, on demo images
@@ -352,7 +353,7 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
     assert rows == ev.read_predictions_csv(run.artifact("predictions_int8_copy.csv"))
     assert result.accuracy["fp32"]["top1"] == pytest.approx(
         100.0 * np.mean([r["pred"][0] == r["label"] for r in rows]))
-    text = "\n".join(str(r) for r in ev.data_rows(result))
+    text = "\n".join(str(r) for r in evr.data_rows(result))
     assert "excluded" in text and "4 calibration images" in text
     # one speed answer only (03_benchmark's): the pass's wall time, labelled as such
     assert "speed" not in doc and all("images_per_s" not in m for m in doc["models"].values())
@@ -432,11 +433,11 @@ def test_tiny_run_report_has_every_model_with_paired_stats_and_matches_torch(tin
                                                              (4, "top-4", 25.0, 100.0)])
 def test_top_k_shows_its_chance_level_and_is_top_c_for_few_classes(classes, topk, chance1, chancek):
     # top-5 of 10 classes is 50 % by chance; "top-5" of 4 classes is every class
-    (row,) = ev.accuracy_rows(_evaluation("ghostnet_050", classes, {}))
+    (row,) = evr.accuracy_rows(_evaluation("ghostnet_050", classes, {}))
     assert row["top-1 by chance %"] == pytest.approx(chance1)
     assert row[f"{topk} %"] == 91.5 and row[f"{topk} by chance %"] == pytest.approx(chancek)
     assert classes > 5 or "top-5 %" not in row
-    values = ev.summary_values(_evaluation_with_data("ghostnet_050", classes))
+    values = evr.summary_values(_evaluation_with_data("ghostnet_050", classes))
     assert values["top1_by_chance"] == pytest.approx(chance1)
     assert values[f"{topk.replace('-', '')}_by_chance"] == pytest.approx(chancek)
     assert f"fp32_{topk.replace('-', '')}" in values
@@ -456,7 +457,7 @@ def test_the_evaluation_gives_no_speed_answer_of_its_own():
     assert "speed" not in doc and doc["pass"]["wall_seconds"] == 12.5
     assert "not a speed comparison" in doc["pass"]["what"]
     assert all("images_per_s" not in m for m in doc["models"].values())
-    values = ev.summary_values(_evaluation_with_data("ghostnet_050", 10))
+    values = evr.summary_values(_evaluation_with_data("ghostnet_050", 10))
     assert not [k for k in values if "per_s" in k or "projected" in k]
     assert not hasattr(ev, "speed_rows")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ghostlab import bench, runtimes
+from ghostlab import bench, bench_profile, bench_report, bench_roofs, runtimes
 from ghostlab.runtimes import has_bf16, openvino_candidate, openvino_candidates
 
 BF16_CPU = {"avx512f": True, "avx512_bf16": True}
@@ -145,10 +145,10 @@ def test_openvino_performance_counters_map_to_ghostnet_parts(tiny_onnx):
     s(_x(2, 32))
     counts = s.perf_counts()
     assert counts and all(ms >= 0 for _, _, ms in counts)
-    parts = {bench.ov_part_of(name, kind) for name, kind, _ in counts}
+    parts = {bench_profile.ov_part_of(name, kind) for name, kind, _ in counts}
     assert {"stem", "primary conv", "cheap depthwise op"} <= parts
-    assert bench.ov_part_of("input_abcd_acdb_/conv_stem/Conv/WithoutBiases", "Reorder") == "layout reorder"
-    assert bench.ov_part_of("/x/Conv_output_0_QuantizeLinear", "FakeQuantize") == "quantize / dequantize"
+    assert bench_profile.ov_part_of("input_abcd_acdb_/conv_stem/Conv/WithoutBiases", "Reorder") == "layout reorder"
+    assert bench_profile.ov_part_of("/x/Conv_output_0_QuantizeLinear", "FakeQuantize") == "quantize / dequantize"
 
 
 def test_an_openvino_candidate_is_timed_like_any_other(tiny_onnx):
