@@ -353,7 +353,9 @@ def run(run: Any, progress: bool = True) -> Evaluation:
     images = data.cached_images(data.load_dataset(p, "eval"), preprocess, p, show_progress=progress)
     info = _data_facts(run, images, preprocess)
     calibration = None
-    if info["calibration_from_eval_set"]:  # the images 02 drew from these (range set and hold-out), as recorded
+    recorded = run.artifact(calibrate_images.FILE)
+    if info["calibration_from_eval_set"] and (recorded.exists() or p.evaluate.exclude_calibration):
+        # the images 02 drew from these (range set and hold-out), as it recorded them
         calibration = calibrate_images.dataset_indices(run.require(calibrate_images.FILE, "02_calibrate"))
     indices = evaluation_indices(len(images), calibration, p.evaluate.exclude_calibration, p.evaluate.max_images)
     if calibration is not None:

@@ -17,6 +17,8 @@ result says so and names the fastest fp32 candidate. Computed in 04 (``evaluate.
 
 from __future__ import annotations
 
+from . import fmt
+
 RULE = ("the fastest candidate at the benchmark's headline setting whose top-1 drop against ONNX Runtime fp32 "
         "has a 95% upper bound (paired bootstrap) within {max_drop} pp; none qualifying, the fastest fp32 one")
 
@@ -69,19 +71,18 @@ def recommend(benchmark: dict, accuracy: dict[str, dict], paired: dict[str, dict
 
 def recommendation_text(rec: dict | None) -> str:
     """The recommendation in one sentence, e.g. "Ship OpenVINO bf16: 2.2× ORT fp32, 3.6× torch eager
-    on this CPU; top-1 −0.1 pp [−0.4, +0.2] on 50,000 images; 20 MB"."""
+    on this CPU; top-1 drop +0.10 pp [−0.20, +0.40] on 50,000 images; 20.00 MB"."""
     if not rec:
         return "No recommendation: the benchmark (03) has no timings of the evaluated candidates."
 
-    def signed(v: float) -> str:
-        return "0.00" if abs(v) < 0.005 else f"{v:+.2f}".replace("-", "−")
-
-    lo, hi = rec["top1_drop_ci95"]
     ratios = ((rec["vs_fp32"], "ORT fp32"), (rec["vs_torch"], "torch eager"))
-    speed = ", ".join(f"{v:.2f}× {what}" for v, what in ratios if v is not None)
-    accuracy = (f"top-1 {signed(-rec['top1_drop'])} pp [{signed(-hi)}, {signed(-lo)}] on {rec['images']:,} images"
-                if rec["candidate"] != rec.get("reference", "fp32") else f"the reference, on {rec['images']:,} images")
-    size = f"; {rec['size_mb']:.1f} MB" if rec.get("size_mb") else ""
+    speed = ", ".join(f"{fmt.ratio(v)} {what}" for v, what in ratios if v is not None)
+    lo, hi = rec["top1_drop_ci95"]
+    # the drop as every table and the index show it (fmt.drop_ci): positive = accuracy lost
+    accuracy = (f"top-1 drop {fmt.drop_ci(rec['top1_drop'], lo, hi)} on {fmt.count(rec['images'])} images"
+                if rec["candidate"] != rec.get("reference", "fp32") else
+                f"the reference, on {fmt.count(rec['images'])} images")
+    size = f"; {fmt.size_mb(rec['size_mb'] * 1e6)}" if rec.get("size_mb") else ""
     body = f"{rec['label']}: {speed} on this CPU ({rec['setting']}); {accuracy}{size}"
     if rec["qualifies"]:
         return f"Ship {body}."

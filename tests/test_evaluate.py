@@ -313,7 +313,7 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
     import json
     import shutil
 
-    from ghostlab import data, export, models
+    from ghostlab import calibrate_images, data, export, models
     from ghostlab.config import load_params
     from ghostlab.runfolder import NotebookRun
 
@@ -327,6 +327,8 @@ def test_evaluate_run_writes_the_contract_and_leaves_calibration_images_out(tmp_
     run = NotebookRun("04_evaluate", params, tmp_path / "run")
     export.export_onnx(models.load_model(params, 4), run.artifact("model.onnx"), 32)
     shutil.copy(run.artifact("model.onnx"), run.artifact("int8_copy.onnx"))  # a stand-in: same outputs
+    cached, drawn = data.calibration_set(params, data.preprocess_for(params), show_progress=False)
+    calibrate_images.write(run.artifact(calibrate_images.FILE), cached, drawn[:3], drawn[3:], "eval", "eval", 0)
 
     result = ev.run(run, progress=False)
 
@@ -405,7 +407,9 @@ def test_tiny_run_report_has_every_model_with_paired_stats_and_matches_torch(tin
     assert res is not None and res.status == "ok", getattr(res, "error", "04_evaluate did not run")
     doc = json.loads(tiny_run.artifact("evaluation.json").read_text())
     int8 = sorted(p.stem for p in (tiny_run.run_dir / "artifacts").glob("int8_*.onnx"))
-    assert set(doc["models"]) == {"fp32", *int8} and set(doc["paired"]) == set(int8)
+    ort = {m for m, facts in doc["models"].items() if facts["runtime"] == "onnxruntime"}
+    assert ort == {"fp32", *int8} and set(doc["paired"]) == set(doc["models"]) - {"fp32"}
+    assert all(facts["runtime"] == "openvino" for m, facts in doc["models"].items() if m not in ort)
     page = (tiny_run.run_dir / "04_evaluate.html").read_text()
     assert "McNemar p" in page and "top-1 drop" in page and page.count("data:image/png;base64,") >= 2
     assert all(m in page for m in int8)

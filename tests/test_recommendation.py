@@ -79,7 +79,8 @@ def test_the_fastest_candidate_within_the_budget_is_recommended():
     assert "0.5 pp" in rec["rule"] and rec["max_drop_pts"] == 0.5
     text = recommendation_text(rec)
     assert text.startswith("Ship label of ov_bf16: 2.20× ORT fp32, 3.52× torch eager on this CPU")
-    assert "top-1 +0.10 pp [−0.20, +0.40] on 50,000 images" in text  # drop −0.1: a gain and "19.1 MB" in text
+    # the drop as every table and the index write it (positive = lost): −0.1 is a gain
+    assert "top-1 drop −0.10 pp [−0.40, +0.20] on 50,000 images" in text and text.endswith("; 20.00 MB.")
     assert rec["text"] == text
     rows = rc.recommendation_rows(rec)
     assert rows[0]["verdict"] == "recommended" and rows[1]["candidate"] == "ov_nncf"
