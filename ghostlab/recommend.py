@@ -10,6 +10,8 @@ result says so and names the fastest fp32 candidate. Computed in 04 (``evaluate.
     {"candidate": str, "label": str, "runtime": str, "precision": "fp32" | "bf16" | "int8",
      "qualifies": bool,            # false: none qualifies, this is the fastest fp32 candidate
      "img_s": float, "vs_fp32": float, "vs_torch": float | null,   # paired ratios at the headline cell
+     "vs_torch_1_thread": float | null,   # the same on one thread each
+     "torch_descheduled": bool,           # torch slower on all cores than on one: the text quotes 1 thread
      "top1_drop": float, "top1_drop_ci95": [lo, hi], "images": int, "size_mb": float | null,
      "setting": str, "max_drop_pts": float, "rule": str, "reason": str, "text": str,
      "faster_but_outside": [{"candidate": str, "vs_fp32": float, "top1_drop_upper": float}]}
@@ -28,7 +30,7 @@ def recommend(benchmark: dict, accuracy: dict[str, dict], paired: dict[str, dict
     """The recommendation (module docstring) from ``benchmark.json``, 04's ``accuracy`` (candidate ->
     {top1, n}) and ``paired`` (candidate -> paired_stats against ``reference``), and ``candidates``
     (candidate -> ``Candidate.facts()``). None when no evaluated candidate was timed."""
-    from .bench import headline_cell
+    from .bench import headline_cell, select
     from .bench_report import headline_title
 
     cell = headline_cell(benchmark)
@@ -64,9 +66,23 @@ def recommend(benchmark: dict, accuracy: dict[str, dict], paired: dict[str, dict
         "setting": setting, "max_drop_pts": max_drop, "reason": reason,
         "rule": RULE.format(max_drop=max_drop), "faster_but_outside": faster,
         "reference": reference,
+        **_torch_one_thread(select, benchmark, best, row),
     }
     rec["text"] = recommendation_text(rec)
     return rec
+
+
+def _torch_one_thread(select, benchmark: dict, best: str, row: dict) -> dict:
+    """The ratio against torch on one thread each, and whether to quote it instead: when torch ran
+    clearly slower on all cores than on one (a busy machine descheduling its OpenMP threads, which
+    03 warns about), the all-cores ratio flatters every runtime against torch."""
+    one = {m: select(benchmark, model=m, batch=row.get("batch"), threads=1) for m in (best, "torch")}
+    if not (one[best] and one["torch"]):
+        return {"vs_torch_1_thread": None, "torch_descheduled": False}
+    torch_all = select(benchmark, model="torch", batch=row.get("batch"), threads=row.get("threads"))
+    descheduled = bool(torch_all and row.get("threads", 1) > 1
+                       and (torch_all[0].get("img_s") or 0) < 0.8 * (one["torch"][0].get("img_s") or 0))
+    return {"vs_torch_1_thread": one[best][0].get("ratio_vs_torch"), "torch_descheduled": descheduled}
 
 
 def recommendation_text(rec: dict | None) -> str:
@@ -75,7 +91,10 @@ def recommendation_text(rec: dict | None) -> str:
     if not rec:
         return "No recommendation: the benchmark (03) has no timings of the evaluated candidates."
 
-    ratios = ((rec["vs_fp32"], "ORT fp32"), (rec["vs_torch"], "torch eager"))
+    ratios = [(rec["vs_fp32"], "ORT fp32"), (rec["vs_torch"], "torch eager")]
+    if rec.get("torch_descheduled") and rec.get("vs_torch_1_thread"):  # see _torch_one_thread
+        ratios[1] = (rec["vs_torch_1_thread"], "torch eager (1 thread each: torch's threads were descheduled "
+                                               "on this busy machine)")
     speed = ", ".join(f"{fmt.ratio(v)} {what}" for v, what in ratios if v is not None)
     lo, hi = rec["top1_drop_ci95"]
     # the drop as every table and the index show it (fmt.drop_ci): positive = accuracy lost

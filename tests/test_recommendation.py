@@ -121,3 +121,23 @@ def test_only_the_leading_candidates_get_the_full_grid():
     rows = _benchmark()["results"]
     assert [m.name for m in bench.leading(models, rows, 2)] == ["fp32", "ov_bf16", "ov_nncf", "torch"]
     assert len(bench.leading(models, rows, None)) == len(models)
+
+
+def test_a_descheduled_torch_is_compared_on_one_thread():
+    """On a busy machine torch's all-cores rate collapses (its OpenMP threads wait for each other):
+    the all-cores ratio then flatters every runtime, so the sentence quotes one thread each."""
+    upper = {m: 0.1 for m in SPEED}
+    doc = _benchmark()
+    doc["results"] += [_row("ov_nncf", "openvino", "int8", 2.4, vs_torch=3.1, threads=1),
+                       _row("torch", "torch", "fp32", 0.8, vs_torch=1.0, threads=1, img_s=300.0)]
+    busy = rc.recommend(doc, *_args(upper))
+    assert busy["torch_descheduled"] and busy["vs_torch_1_thread"] == 3.1
+    assert "3.10× torch eager (1 thread each" in busy["text"] and "4.00×" not in busy["text"]
+    doc["results"][-1]["img_s"] = 50.0  # torch's one thread no faster than its two: the all-cores ratio stands
+    quiet = rc.recommend(doc, *_args(upper))
+    assert not quiet["torch_descheduled"] and "4.00× torch eager on this CPU" in quiet["text"]
+
+
+def _args(upper):
+    ev = _evaluation(upper)
+    return ev.accuracy, ev.paired, ev.candidates, 0.5
