@@ -40,7 +40,8 @@ def _calibrations(artifacts: Path) -> list[dict]:
     out = []
     for path in sorted(Path(artifacts).glob("calibration_*.json")):
         doc = _load(path)
-        if isinstance(doc, dict) and doc.get("holdout"):
+        # an alias (auto that kept no node in fp32) is its base's file: counted once, as the base
+        if isinstance(doc, dict) and doc.get("holdout") and not doc.get("alias_of"):
             out.append(doc)
     return out
 

@@ -51,3 +51,15 @@ def test_answers_come_from_the_artifacts(tmp_path):
     assert "the fastest candidate is fp32 at 800 img/s" in words and "2.50× faster than torch eager" in words
     assert "slower than fp32 (0.75×); most of it on cheap depthwise op (2.40 ms against fp32's 0.700 ms" in words
     assert conclude.evaluate(tmp_path) == "No evaluation in this run."  # a missing artifact is a sentence
+
+
+def test_an_alias_variant_is_not_named_as_a_second_model(tmp_path):
+    """auto that keeps no node in fp32 is minmax's file: 02's answer names minmax, as the index does."""
+    def doc(variant, agreement, kl, **extra):
+        return {"variant": variant, "method": variant, "holdout": {"top1_agreement": agreement, "mean_kl": kl},
+                **extra}
+
+    for d in (doc("minmax", 1.0, 0.002), doc("auto", 1.0, 0.002, alias_of="minmax"), doc("entropy", 0.9, 0.5)):
+        (tmp_path / f"calibration_{d['variant']}.json").write_text(json.dumps(d))
+    words = conclude.calibrate(tmp_path)
+    assert words.startswith("int8_minmax stays closest to fp32") and "int8_auto" not in words
