@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import GhostlabError, RunError
+from .errors import ConfigError, GhostlabError, RunError
 
 EXAMPLES = """examples:
   ghostlab run params/demo.yaml                      every notebook on the demo profile
@@ -163,8 +163,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import load_sweep, run_sweep
 
+    if args.scheduler and args.workers is not None:
+        raise ConfigError("--workers sizes the local cluster; with --scheduler the cluster's own workers run the "
+                          "points: start more `dask worker` processes there instead")
     sweep = load_sweep(args.sweep)
-    results, page = run_sweep(sweep, scheduler=args.scheduler, workers=args.workers, resume=args.resume)
+    results, page = run_sweep(sweep, scheduler=args.scheduler, workers=args.workers or 1, resume=args.resume)
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "failed", "interrupted")}
     print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + (f"; comparison: {page}" if page else ""))
     if counts["interrupted"]:
@@ -223,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file, e.g. params/sweeps/demo.yaml")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786 "
                     "(default: a local cluster on this machine)")
-    sw.add_argument("--workers", type=int, default=1, metavar="N",
+    sw.add_argument("--workers", type=int, default=None, metavar="N",
                     help="worker processes of the local cluster, i.e. runs at a time (default 1)")
     sw.add_argument("--resume", action="store_true",
                     help="reuse what completed in each point's latest run with the same params and code")

@@ -69,6 +69,13 @@ def test_cli_sweep_file_error_exits_2(tmp_path, capsys):
     assert err.startswith("ghostlab: error:") and "model.nam" in err and "\n" not in err
 
 
+def test_cli_workers_with_a_scheduler_is_refused_not_ignored(tmp_path, capsys):
+    path = _write(tmp_path / "s.yaml", {"base": str(TINY), "grid": {"calibrate.num_images": [8]}})
+    assert main(["sweep", str(path), "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--workers sizes the local cluster" in err and "\n" not in err
+
+
 # ---------------------------------------------------------------- the cluster
 
 def _pool_child_runs():
