@@ -7,7 +7,7 @@ otherwise deploy (``benchmark.runtimes`` picks runtimes). All are fed the
 canonical ``1 x 3 x S x S`` input (``benchmark.input_size``, 224 by default) whatever size the
 profile trains at: the export has dynamic height/width.
 
-The grid (``grid``) is every batch size x every intra-op thread count (one session), plus
+The grid (``bench_setup.grid``) is every batch size x every intra-op thread count (one session), plus
 every batch size x each ``sessions`` count K > 1: K sessions of one thread each, run in
 parallel from K Python threads (ONNX Runtime and torch release the GIL), like a vendor
 tool's instances. The headline cell (``headline_batch``, most threads, one session) is measured
@@ -103,156 +103,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import RunError
 from .bench_profile import profile_parts
 from .bench_roofs import PEAK_FORMULA, clock, gemm_roofs, microarchitecture, peak_macs_per_cycle, peak_macs_per_s
-from .runtimes import Candidate, onnx_candidate, s8s8_warning, set_torch_threads, torch_candidate
+from .bench_setup import (BenchModel, Cell, closest, candidate_model, check_input, effective_settings, grid,
+                          headline_setting, runs_per_round)
+from .runtimes import s8s8_warning, set_torch_threads
 
 VERSION = 1
 RESULT_KEYS = ("model", "kind", "runtime", "precision", "batch", "threads", "sessions", "all_cores", "p50_ms", "p90_ms",
                "p99_ms", "max_ms", "tail", "mean_ms", "img_s", "ratio_vs_fp32", "ratio_vs_fp32_iqr", "ratio_vs_torch", "gmac_s",
                "peak_gmac_s", "peak_fraction", "samples", "latencies_ms", "round_img_s")
 P99_MIN_SAMPLES = 100  # fewer samples: the 99th percentile is the maximum, reported as "max of N"
-QUICK = {"warmup": 1, "rounds": 2, "images_per_round": 1, "max_batch_sizes": 2}
-
-
-# ---------------------------------------------------------------- the grid
-
-@dataclass(frozen=True)
-class Cell:
-    """One setting of the grid: batch size, intra-op threads per session, parallel sessions."""
-
-    batch: int
-    threads: int
-    sessions: int = 1
-
-    def label(self) -> str:
-        if self.sessions > 1:
-            return f"b{self.batch} · {self.sessions}×{self.threads}t"
-        return f"b{self.batch} · {self.threads}t"
-
-
-def _cores(count: int, cores: int) -> int:
-    return cores if count == 0 else count
-
-
-def effective_settings(bench: Any) -> dict:
-    """The grid and round counts actually used (quick mode shrinks them)."""
-    s = {
-        "batch_sizes": list(bench.batch_sizes),
-        "threads": list(bench.threads),
-        "sessions": list(bench.sessions),
-        "warmup": bench.warmup,
-        "rounds": bench.rounds,
-        "images_per_round": bench.images_per_round,
-        "quick": bench.quick,
-    }
-    if bench.quick:
-        s["batch_sizes"] = s["batch_sizes"][:QUICK["max_batch_sizes"]]
-        s["warmup"] = min(s["warmup"], QUICK["warmup"])
-        s["rounds"] = min(s["rounds"], QUICK["rounds"])
-        s["images_per_round"] = min(s["images_per_round"], QUICK["images_per_round"])
-    return s
-
-
-def grid(settings: dict, cores: int) -> list[Cell]:
-    """Cells in measuring order: per batch size, each thread count (one session), then each K > 1
-    sessions of one thread.
-
-    Thread and session counts of 0 mean all cores; cells that resolve to the same setting
-    (e.g. threads 1 and 0 on a one-core machine) appear once.
-    """
-    cells: list[Cell] = []
-    for batch in settings["batch_sizes"]:
-        cells.extend(Cell(batch, _cores(t, cores), 1) for t in settings["threads"])
-        cells.extend(Cell(batch, 1, _cores(k, cores)) for k in settings["sessions"] if _cores(k, cores) > 1)
-    return list(dict.fromkeys(cells))
-
-
-def runs_per_round(batch: int, images_per_round: int) -> int:
-    """Inferences per model per round: enough for ``images_per_round`` images, at least one."""
-    return max(1, -(-images_per_round // batch))
-
-
-# ---------------------------------------------------------------- the models
-
-@dataclass
-class BenchModel:
-    """A model to time: ``make_runner(threads)`` returns ``run(x)``, one inference on a batch."""
-
-    name: str
-    kind: str  # onnx | openvino | torch
-    precision: str  # fp32 | bf16 | int8
-    macs: int
-    make_runner: Callable[[int], Callable[[np.ndarray], Any]]
-    path: Path | None = None
-    activation_type: str | None = None
-    weight_type: str | None = None
-    set_threads: Callable[[int], None] | None = None
-    """torch: the intra-op thread count is process-wide, so a cell sets it once for all runners."""
-    candidate: Candidate | None = None
-    """What ``runtimes`` builds the sessions from."""
-
-    @property
-    def runtime(self) -> str:
-        return self.candidate.runtime if self.candidate else ("onnxruntime" if self.kind == "onnx" else self.kind)
-
-    def facts(self) -> dict:
-        c = self.candidate
-        size = c.size_bytes() if c else (self.path.stat().st_size if self.path and self.path.exists() else None)
-        return {
-            "kind": self.kind, "runtime": self.runtime, "precision": self.precision,
-            "label": c.label if c else self.name,
-            "inference_precision": dict(c.options).get("inference_precision") if c else None,
-            "path": self.path.name if self.path else None,  # beside benchmark.json: run folders move
-            "activation_type": self.activation_type, "weight_type": self.weight_type,
-            "macs": self.macs,
-            "size_mb": size / 1e6 if size is not None else None,  # MB = 10^6 bytes (ghostlab.fmt)
-        }
-
-
-def _runner(candidate: Candidate, spin: bool) -> Callable[[int], Callable[[np.ndarray], Any]]:
-    # Idle ORT workers that spin would steal the cores of the model that runs next.
-    return lambda threads: candidate.session(threads, spin=spin)
-
-
-def check_input(path: str | Path, batch_sizes: Sequence[int], size: int) -> None:
-    """Raise when the model's input has a fixed axis the benchmark would feed another size."""
-    import onnx
-
-    path = Path(path)
-    graph = onnx.load(str(path), load_external_data=False).graph
-    init = {i.name for i in graph.initializer}
-    inp = next(i for i in graph.input if i.name not in init)
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim]
-    problems = []
-    if dims and dims[0] is not None and any(b != dims[0] for b in batch_sizes):
-        problems.append(f"the batch is fixed at {dims[0]}")
-    for axis, what in ((2, "height"), (3, "width")):
-        if len(dims) > axis and dims[axis] not in (None, size):
-            problems.append(f"the {what} is fixed at {dims[axis]} (the benchmark feeds {size})")
-    if problems:
-        raise RunError(f"{path.name}: {' and '.join(problems)}; re-export with export.dynamic_batch and "
-                       f"export.dynamic_spatial true (or set benchmark.input_size to the export size)")
-
-
-def candidate_model(candidate: Candidate, macs: int, spin: bool = False) -> BenchModel:
-    """A candidate (``runtimes``) to time; torch sets its threads once per cell for all runners."""
-    session_threads = set_torch_threads if candidate.runtime == "torch" else None
-    types = dict(candidate.options)
-    return BenchModel(candidate.name, "onnx" if candidate.runtime == "onnxruntime" else candidate.runtime,
-                      candidate.precision, macs, _runner(candidate, spin), candidate.artifact,
-                      activation_type=types.get("activation_type"), weight_type=types.get("weight_type"),
-                      set_threads=session_threads, candidate=candidate)
-
-
-def onnx_model(name: str, path: str | Path, macs: int, spin: bool = False) -> BenchModel:
-    return candidate_model(onnx_candidate(name, path), macs, spin)
-
-
-def torch_model(model: Any, macs: int, name: str = "torch") -> BenchModel:
-    """Torch eager in eval mode under ``inference_mode``; the fair baseline."""
-    return candidate_model(torch_candidate(model, name), macs)
 
 
 # ---------------------------------------------------------------- timing
@@ -422,11 +283,6 @@ def headline_cell(result: dict) -> dict[str, dict]:
     return {r["model"]: r for r in select(result, batch=h["batch"], threads=h["threads"])}
 
 
-def _closest(values: Sequence[int], target: int) -> int:
-    """The value nearest ``target``; the larger one on a tie."""
-    return min(values, key=lambda v: (abs(v - target), -v))
-
-
 def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
     """Best int8 over fp32 and fp32 over torch at ``batch`` (or the closest batch), all cores, one session.
 
@@ -436,7 +292,7 @@ def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
     batches = sorted({r["batch"] for r in rows if r["sessions"] == 1})
     if not batches:
         return {}
-    b = _closest(batches, batch)
+    b = closest(batches, batch)
     cell = [r for r in rows if r["batch"] == b and r["sessions"] == 1]
     threads = max(r["threads"] for r in cell)  # all cores when the grid has it
     cell = {r["model"]: r for r in cell if r["threads"] == threads}
@@ -470,11 +326,6 @@ def headline(rows: list[dict], cores: int, batch: int = 8) -> dict:
         "best_vs_fp32": fastest["ratio_vs_fp32"] if fastest else None,
         "best_vs_torch": fastest["ratio_vs_torch"] if fastest else None,
     }
-
-
-def headline_setting(settings: dict, cores: int, batch: int) -> Cell:
-    """The cell ``headline`` reports: the batch closest to ``batch``, the most threads, one session."""
-    return Cell(_closest(settings["batch_sizes"], batch), max(_cores(t, cores) for t in settings["threads"]), 1)
 
 
 def leading(models: Sequence[BenchModel], rows: list[dict], count: int | None) -> list[BenchModel]:
@@ -536,7 +387,6 @@ def load_warning(before: Sequence[float], cores: int) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------- where the time goes
 
 
 # ---------------------------------------------------------------- the whole benchmark
@@ -588,7 +438,7 @@ def run_benchmark(models: Sequence[BenchModel], bench: Any, cpu: dict | None = N
     if bench.profile and any(m.runtime in ("onnxruntime", "openvino") for m in models):
         if progress:
             progress("profiling by GhostNet part")
-        x = canonical_input(_closest(settings["batch_sizes"], bench.headline_batch), bench.input_size)
+        x = canonical_input(closest(settings["batch_sizes"], bench.headline_batch), bench.input_size)
         profile = profile_parts(models, x, runs=2 if settings["quick"] else 5)
     facts = {m.name: m.facts() for m in models}
     after = list(os.getloadavg())

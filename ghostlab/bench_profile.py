@@ -81,7 +81,7 @@ def _parse_profile(events: list[dict], runs: int) -> dict[str, list[float]]:
 
 def profile_parts(models: Sequence[Any], x: np.ndarray, runs: int = 5, threads: int = 1) -> dict:
     """Time per image (ms, median over ``runs`` interleaved inferences on the batch ``x``) that each
-    GhostNet part takes in each ORT and OpenVINO model (``bench.BenchModel``), from ONNX Runtime's profiler and OpenVINO's per-node
+    GhostNet part takes in each ORT and OpenVINO model (``bench_setup.BenchModel``), from ONNX Runtime's profiler and OpenVINO's per-node
     performance counters (``PERF_COUNT``) on ``threads`` threads.
 
     The profiler adds a little overhead per node, so totals run above the timed table; the split

@@ -4,7 +4,8 @@ Data in (the dict bench.run returns or benchmark.json), rows or text out; no tim
 
 from __future__ import annotations
 
-from .bench import Cell, select, tail_ms
+from .bench import select, tail_ms
+from .bench_setup import Cell
 from .bench_roofs import measured_roof_gmac_s
 
 def extra_size_rows(result: dict) -> list[dict]:

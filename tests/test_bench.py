@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ghostlab import bench, bench_profile, bench_report, bench_roofs, runtimes
+from ghostlab import bench, bench_profile, bench_report, bench_roofs, bench_setup, runtimes
 from ghostlab.config import BenchmarkParams
 from ghostlab.errors import RunError
 from ghostlab.jsonio import read_json, write_json
@@ -21,24 +21,24 @@ AVX2_ONLY = {**AVX512_VNNI, "flags": {"avx2": True, "fma": True}, "vnni": False}
 # ---------------------------------------------------------------- grid
 
 def _settings(**kw):
-    return bench.effective_settings(dataclasses.replace(BenchmarkParams(), **kw))
+    return bench_setup.effective_settings(dataclasses.replace(BenchmarkParams(), **kw))
 
 
 def test_grid_is_batch_by_threads_plus_sessions():
-    cells = bench.grid(_settings(batch_sizes=[1, 8, 32], threads=[1, 0], sessions=[1, 0]), cores=4)
+    cells = bench_setup.grid(_settings(batch_sizes=[1, 8, 32], threads=[1, 0], sessions=[1, 0]), cores=4)
     assert cells == [
-        bench.Cell(1, 1), bench.Cell(1, 4), bench.Cell(1, 1, 4),
-        bench.Cell(8, 1), bench.Cell(8, 4), bench.Cell(8, 1, 4),
-        bench.Cell(32, 1), bench.Cell(32, 4), bench.Cell(32, 1, 4),
+        bench_setup.Cell(1, 1), bench_setup.Cell(1, 4), bench_setup.Cell(1, 1, 4),
+        bench_setup.Cell(8, 1), bench_setup.Cell(8, 4), bench_setup.Cell(8, 1, 4),
+        bench_setup.Cell(32, 1), bench_setup.Cell(32, 4), bench_setup.Cell(32, 1, 4),
     ]
 
 
 def test_grid_drops_cells_that_resolve_to_the_same_setting():
     # one core: threads 0 is threads 1, and one session per core adds nothing
-    cells = bench.grid(_settings(batch_sizes=[1, 8], threads=[1, 0], sessions=[1, 0]), cores=1)
-    assert cells == [bench.Cell(1, 1), bench.Cell(8, 1)]
-    cells = bench.grid(_settings(batch_sizes=[2], threads=[2], sessions=[3, 3]), cores=8)
-    assert cells == [bench.Cell(2, 2), bench.Cell(2, 1, 3)]
+    cells = bench_setup.grid(_settings(batch_sizes=[1, 8], threads=[1, 0], sessions=[1, 0]), cores=1)
+    assert cells == [bench_setup.Cell(1, 1), bench_setup.Cell(8, 1)]
+    cells = bench_setup.grid(_settings(batch_sizes=[2], threads=[2], sessions=[3, 3]), cores=8)
+    assert cells == [bench_setup.Cell(2, 2), bench_setup.Cell(2, 1, 3)]
 
 
 def test_quick_mode_shrinks_rounds_and_batch_sizes():
@@ -51,7 +51,7 @@ def test_quick_mode_shrinks_rounds_and_batch_sizes():
 
 @pytest.mark.parametrize("batch, images, runs", [(1, 8, 8), (8, 8, 1), (32, 8, 1), (3, 8, 3), (1, 1, 1)])
 def test_runs_per_round_covers_the_images(batch, images, runs):
-    assert bench.runs_per_round(batch, images) == runs
+    assert bench_setup.runs_per_round(batch, images) == runs
 
 
 def test_rotation_changes_who_goes_first():
@@ -96,13 +96,13 @@ def test_paired_ratio_cancels_drift_between_rounds():
 
 
 def _fake_model(name, precision, macs=100_000_000, kind="onnx"):
-    return bench.BenchModel(name, kind, precision, macs, make_runner=lambda threads: None)
+    return bench_setup.BenchModel(name, kind, precision, macs, make_runner=lambda threads: None)
 
 
 def test_summarize_cell_rows_ratios_and_roofline():
     models = [_fake_model("fp32", "fp32"), _fake_model("int8_a", "int8"), _fake_model("torch", "fp32", kind="torch")]
     timings = {"fp32": _rounds([100, 80, 120]), "int8_a": _rounds([140, 112, 168]), "torch": _rounds([25, 20, 30])}
-    rows = bench.summarize_cell(bench.Cell(8, 2), timings, models, AVX512_VNNI)
+    rows = bench.summarize_cell(bench_setup.Cell(8, 2), timings, models, AVX512_VNNI)
     by = {r["model"]: r for r in rows}
     assert [r["model"] for r in rows] == ["fp32", "int8_a", "torch"]
     assert set(rows[0]) == set(bench.RESULT_KEYS)
@@ -121,7 +121,7 @@ def test_summarize_cell_rows_ratios_and_roofline():
 
 
 def test_summarize_without_fp32_or_torch_leaves_ratios_empty():
-    rows = bench.summarize_cell(bench.Cell(1, 1), {"int8_a": _rounds([10, 10])}, [_fake_model("int8_a", "int8")],
+    rows = bench.summarize_cell(bench_setup.Cell(1, 1), {"int8_a": _rounds([10, 10])}, [_fake_model("int8_a", "int8")],
                                 AVX512_VNNI)
     assert rows[0]["ratio_vs_fp32"] is None and rows[0]["ratio_vs_torch"] is None
     assert not rows[0]["all_cores"]
@@ -270,7 +270,7 @@ def test_quant_types_read_from_the_qdq_graph(tiny_models):
 @pytest.mark.slow  # the tiny_models fixture exports and quantizes (seconds)
 def test_warnings_for_s8s8_on_x86_and_missing_vnni(tiny_models):
     _, paths = tiny_models
-    models = [bench.onnx_model(n, paths[n], 1) for n in ("fp32", "u8s8", "s8s8")]
+    models = [bench_setup.onnx_model(n, paths[n], 1) for n in ("fp32", "u8s8", "s8s8")]
     assert [m.precision for m in models] == ["fp32", "int8", "int8"]
     with_vnni = bench.isa_warnings(AVX512_VNNI, models)
     assert len(with_vnni) == 1 and "s8s8" in with_vnni[0] and "S8S8" in with_vnni[0]
@@ -297,21 +297,21 @@ def test_load_warning_only_when_busy():
 @pytest.mark.slow  # the tiny_models fixture exports and quantizes (seconds)
 def test_fixed_spatial_export_is_refused_with_the_fix(tiny_models):
     _, paths = tiny_models
-    bench.check_input(paths["fp32"], [1, 8], 224)
-    bench.check_input(paths["fixed"], [1, 8], 32)
+    bench_setup.check_input(paths["fp32"], [1, 8], 224)
+    bench_setup.check_input(paths["fixed"], [1, 8], 32)
     with pytest.raises(RunError, match="height is fixed at 32.*dynamic_spatial"):
-        bench.check_input(paths["fixed"], [1, 8], 224)
+        bench_setup.check_input(paths["fixed"], [1, 8], 224)
 
 
 @pytest.mark.slow
 def test_quick_benchmark_of_a_tiny_model_writes_the_documented_layout(tiny_models, tmp_path):
     net, paths = tiny_models
-    models = [bench.onnx_model("fp32", paths["fp32"], 1000), bench.onnx_model("int8_u8s8", paths["u8s8"], 1000),
-              bench.torch_model(net, 1000)]
+    models = [bench_setup.onnx_model("fp32", paths["fp32"], 1000), bench_setup.onnx_model("int8_u8s8", paths["u8s8"], 1000),
+              bench_setup.torch_model(net, 1000)]
     params = BenchmarkParams(batch_sizes=[1, 4, 16], threads=[1, 0], sessions=[1, 2], input_size=48, quick=True)
     seen = []
     result = bench.run_benchmark(models, params, progress=seen.append)
-    cells = bench.grid(bench.effective_settings(params), result["cpu"]["cores"])
+    cells = bench_setup.grid(bench_setup.effective_settings(params), result["cpu"]["cores"])
     assert len(seen) == len(cells) + 2 and {c.batch for c in cells} == {1, 4}  # quick: first two batch sizes
     assert seen[-2:] == ["measuring the GEMM roof", "profiling by GhostNet part"]
     assert len(result["results"]) == len(cells) * len(models)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from ghostlab import bench, evaluate
+from ghostlab import bench, bench_setup, evaluate
 from ghostlab import recommend as rc
 from ghostlab.evaluate import Evaluation, Predictions
 from ghostlab.recommend import recommendation_text
@@ -117,7 +117,7 @@ def test_evaluation_json_carries_candidates_and_the_recommendation():
 
 
 def test_only_the_leading_candidates_get_the_full_grid():
-    models = [bench.BenchModel(m, "onnx", "fp32", 1, lambda t: None) for m in [*SPEED, "torch"]]
+    models = [bench_setup.BenchModel(m, "onnx", "fp32", 1, lambda t: None) for m in [*SPEED, "torch"]]
     rows = _benchmark()["results"]
     assert [m.name for m in bench.leading(models, rows, 2)] == ["fp32", "ov_bf16", "ov_nncf", "torch"]
     assert len(bench.leading(models, rows, None)) == len(models)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from ghostlab import bench, bench_profile, bench_report, bench_roofs, runtimes
+from ghostlab import bench, bench_profile, bench_report, bench_roofs, bench_setup, runtimes
 from ghostlab.runtimes import has_bf16, openvino_candidate, openvino_candidates
 
 BF16_CPU = {"avx512f": True, "avx512_bf16": True}
@@ -155,8 +155,8 @@ def test_an_openvino_candidate_is_timed_like_any_other(tiny_onnx):
     path, _ = tiny_onnx
     from ghostlab.config import BenchmarkParams
 
-    models = [bench.candidate_model(runtimes.onnx_candidate("fp32", path), 1000),
-              bench.candidate_model(openvino_candidate("ov_fp32", path, "fp32"), 1000)]
+    models = [bench_setup.candidate_model(runtimes.onnx_candidate("fp32", path), 1000),
+              bench_setup.candidate_model(openvino_candidate("ov_fp32", path, "fp32"), 1000)]
     params = BenchmarkParams(batch_sizes=[2], threads=[1], sessions=[1, 2], input_size=32, quick=True,
                              include_torch=False)
     result = bench.run_benchmark(models, params)
