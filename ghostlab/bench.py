@@ -107,6 +107,7 @@ from .bench_profile import profile_parts
 from .bench_roofs import PEAK_FORMULA, clock, gemm_roofs, microarchitecture, peak_macs_per_cycle, peak_macs_per_s
 from .bench_setup import (BenchModel, Cell, closest, candidate_model, check_input, effective_settings, grid,
                           headline_setting, runs_per_round)
+from .jsonio import read_json_dict
 from .runtimes import s8s8_warning, set_torch_threads
 
 VERSION = 1
@@ -257,13 +258,7 @@ def summarize_cell(cell: Cell, timings: dict[str, list[Round]], models: Sequence
 
 def read_result(path: str | Path) -> dict:
     """``benchmark.json`` as written by ``run``; {} when it is missing, unreadable or being written."""
-    import json
-
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    return read_json_dict(path) or {}
 
 
 def select(result: dict, model: str | None = None, batch: int | None = None,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RunError
-from .jsonio import read_json, write_json
+from .jsonio import read_json_dict, write_json
 
 VERSION = 1
 ALPHA = 0.05
@@ -58,14 +58,6 @@ class RunInfo:
     benchmark: dict | None = None
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        doc = read_json(path)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def first_error(manifest: dict) -> str | None:
     """The first notebook error a run recorded, as ``notebook: error``."""
     for name, res in (manifest.get("notebooks") or {}).items():
@@ -77,13 +69,13 @@ def first_error(manifest: dict) -> str | None:
 def load_run(path: str | Path) -> RunInfo:
     """A run folder (complete, failed or interrupted): its manifest and result files."""
     path = Path(path).expanduser().resolve()
-    manifest = _load(path / "manifest.json")
+    manifest = read_json_dict(path / "manifest.json")
     if manifest is None:
         raise RunError(f"{path} is not a run folder (no readable manifest.json); pass folders that "
                        f"`ghostlab run` wrote, e.g. outputs/demo")
     art = path / "artifacts"
     return RunInfo(name=path.name, path=path, status=str(manifest.get("status", "ok")), error=first_error(manifest),
-                   manifest=manifest, evaluation=_load(art / "evaluation.json"), benchmark=_load(art / "benchmark.json"))
+                   manifest=manifest, evaluation=read_json_dict(art / "evaluation.json"), benchmark=read_json_dict(art / "benchmark.json"))
 
 
 # ---------------------------------------------------------------- what differs

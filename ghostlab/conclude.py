@@ -8,23 +8,15 @@ A missing artifact gives a sentence saying what is missing, never an exception.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from . import fmt
-
-
-def _load(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+from .jsonio import read_json_dict
 
 
 def export(artifacts: Path) -> str:
     """01: is the ONNX file the same model?"""
-    ex = _load(Path(artifacts) / "export.json") or {}
+    ex = read_json_dict(Path(artifacts) / "export.json") or {}
     parity = ex.get("parity") or {}
     agree, diff, n = parity.get("top1_agreement"), parity.get("max_abs_diff"), parity.get("n")
     if agree is None:
@@ -39,7 +31,7 @@ def export(artifacts: Path) -> str:
 def _calibrations(artifacts: Path) -> list[dict]:
     out = []
     for path in sorted(Path(artifacts).glob("calibration_*.json")):
-        doc = _load(path)
+        doc = read_json_dict(path)
         # an alias (auto that kept no node in fp32) is its base's file: counted once, as the base
         if isinstance(doc, dict) and doc.get("holdout") and not doc.get("alias_of"):
             out.append(doc)
@@ -102,7 +94,7 @@ def setting(bench: dict) -> str:
 
 def benchmark(artifacts: Path) -> str:
     """03: how fast is each candidate on this CPU, and why int8 wins or loses."""
-    bench = _load(Path(artifacts) / "benchmark.json")
+    bench = read_json_dict(Path(artifacts) / "benchmark.json")
     if not bench:
         return "No benchmark in this run."
     rows = _headline_rows(bench)
@@ -157,7 +149,7 @@ def _biggest_loss(quant: dict | None, ref: dict | None) -> tuple[str, float, flo
 
 def evaluate(artifacts: Path, max_drop: float | None = None) -> str:
     """04: how accurate is each candidate, and is any int8 drop real?"""
-    ev = _load(Path(artifacts) / "evaluation.json")
+    ev = read_json_dict(Path(artifacts) / "evaluation.json")
     if not ev or not ev.get("models"):
         return "No evaluation in this run."
     fp32 = ev["models"].get("fp32") or {}

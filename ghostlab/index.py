@@ -16,8 +16,9 @@ import html
 import json
 from pathlib import Path
 
-from .jsonio import read_json
 from . import conclude, fmt
+from .config import EvaluateParams
+from .jsonio import read_json, read_json_dict
 from .runfolder import SUMMARY_DIR, facts_html, honesty_banner
 from .steps import STEPS
 
@@ -25,14 +26,7 @@ from .steps import STEPS
 HEADLINE_FIGURES = tuple((s.name, key, caption) for s in STEPS for key, caption in s.headline_figures)
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None
-
-
-DEFAULT_MAX_DROP_PTS = 1.0  # evaluate.max_drop_pts when the run's params predate it
+DEFAULT_MAX_DROP_PTS = EvaluateParams().max_drop_pts  # when the run's params predate the key
 
 
 def _speed_cell(bench: dict) -> tuple[dict, str]:
@@ -61,8 +55,8 @@ def verdict(run_dir: Path) -> dict:
     """The numbers a reader wants first, from the run's artifacts (missing ones are left out), and
     the verdict in words (``sentences``)."""
     art = run_dir / "artifacts"
-    export, ev, bench = _load(art / "export.json"), _load(art / "evaluation.json"), _load(art / "benchmark.json")
-    manifest = _load(run_dir / "manifest.json") or {}
+    export, ev, bench = read_json_dict(art / "export.json"), read_json_dict(art / "evaluation.json"), read_json_dict(art / "benchmark.json")
+    manifest = read_json_dict(run_dir / "manifest.json") or {}
     speed, speed_label = _speed_cell(bench) if bench else ({}, None)
     names = list((ev or {}).get("models", {})) or [n for n in speed if n != "torch"]
     rows = []
@@ -185,7 +179,7 @@ def _img(path: Path, alt: str) -> str:
 
 
 def _summary(run_dir: Path, name: str) -> dict:
-    return _load(run_dir / "artifacts" / SUMMARY_DIR / f"{name}.json") or {}
+    return read_json_dict(run_dir / "artifacts" / SUMMARY_DIR / f"{name}.json") or {}
 
 
 def _figure(run_dir: Path, nb: str, key: str, caption: str, link: bool = True) -> str:

@@ -38,3 +38,13 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def read_json_dict(path: str | Path) -> dict | None:
+    """A JSON object from a file that may be missing, unreadable or still being written: None then
+    (and for anything that is not an object). For reports that show whatever a run has so far."""
+    try:
+        doc = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
