@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from . import fmt
 from .errors import RunError
 from .jsonio import read_json_dict, write_json
 
@@ -136,14 +137,13 @@ def recommendation_text(rec: dict | None) -> str:
     num = lambda k: isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool)  # noqa: E731
     if "candidate" in rec and num("vs_fp32"):  # recommend.py's layout: the fields a reader compares
         how = ", ".join(str(rec[k]) for k in ("runtime", "precision") if rec.get(k))
-        parts = [f"{rec['candidate']}" + (f" ({how})" if how else ""), f"×{rec['vs_fp32']:.2f} fp32"]
+        parts = [f"{rec['candidate']}" + (f" ({how})" if how else ""), fmt.faster(rec["vs_fp32"], "ORT fp32")]
         if num("vs_torch"):
-            parts[-1] += f", ×{rec['vs_torch']:.2f} torch"
-        if num("top1_drop"):
+            parts[-1] += f", {fmt.faster(rec['vs_torch'], 'torch eager')}"
+        if num("top1_drop"):  # in the form every report writes a drop (fmt.drop_ci)
             ci = rec.get("top1_drop_ci95")
-            interval = (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if isinstance(ci, list) and len(ci) == 2
-                        and all(isinstance(v, (int, float)) for v in ci) else "")
-            parts.append(f"top-1 drop {rec['top1_drop']:+.2f} pts{interval}")
+            lo, hi = ci if isinstance(ci, list) and len(ci) == 2 else (None, None)
+            parts.append(f"top-1 drop {fmt.drop_ci(rec['top1_drop'], lo, hi)}")
         if rec.get("qualifies") is False:
             parts.append("nothing faster keeps the accuracy")
         return " · ".join(parts)

@@ -164,7 +164,7 @@ def test_recommendation_failed_runs_and_escaping(tiny_run, tmp_path):
     doc = cmp.compare_runs([cmp.load_run(tiny_run.run_dir), cmp.load_run(run), broken])
     assert doc["runs"][1]["recommendation"] == rec and doc["runs"][2]["recommendation"] is None
     page = cmp.render(doc, tmp_path)
-    assert "none recorded" in page and "int8_&lt;minmax&gt; (onnxruntime, int8) · ×1.31 fp32, ×2.50 torch · top-1 drop +0.20 pts [-0.10, +0.50]" in page
+    assert "none recorded" in page and "int8_&lt;minmax&gt; (onnxruntime, int8) · 1.31× faster than ORT fp32, 2.50× faster than torch eager · top-1 drop +0.20 pp [−0.10, +0.50]" in page
     assert "<script" not in page and "&lt;script&gt;" in page
     assert "broken &lt;i&gt; did not complete: ModelError: no checkpoint &lt;here&gt;" in page
     assert "http" not in page.split("</style>")[0]  # nothing fetched: no CDN, no web fonts
